@@ -1,0 +1,56 @@
+"""Config -> objects: the dataset, the recipe with its optimizers, and user-facing error handling."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch.utils.data import Dataset
+
+from gantrain.errors import GantrainError
+from gantrain.recipes.base import Recipe
+
+T = TypeVar("T")
+
+
+def build(node: DictConfig, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate``, letting our own errors through instead of Hydra's wrapper."""
+    try:
+        return instantiate(node, _convert_="all", **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, GantrainError):
+            raise cause from None
+        raise
+
+
+def image_shape(cfg: DictConfig) -> tuple[int, int, int]:
+    return (cfg.dataset.channels, cfg.dataset.image_size, cfg.dataset.image_size)
+
+
+def build_dataset(cfg: DictConfig) -> Dataset:
+    return build(cfg.dataset)
+
+
+def build_recipe(cfg: DictConfig) -> Recipe:
+    """The model config's target, given the image shape and an optimizer factory."""
+    return build(cfg.model, image_shape=image_shape(cfg), make_optimizer=build(cfg.optimizer))
+
+
+def report_user_errors(entry: Callable[..., T]) -> Callable[..., T]:
+    """Show a :class:`GantrainError` as one paragraph on stderr and exit 2, without a traceback."""
+
+    @functools.wraps(entry)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return entry(*args, **kwargs)
+        except GantrainError as error:
+            print(f"gantrain: error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    return wrapper

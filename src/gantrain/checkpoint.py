@@ -1,0 +1,85 @@
+"""Checkpoints: written atomically, read without executing code.
+
+A checkpoint is a plain dict of tensors and primitives: the recipe's state
+(networks and schedule counters), the optimizers, the gradient scaler, the step,
+the RNG states and the resolved config as YAML text, so that ``torch.load(...,
+weights_only=True)`` can read it and both resume and inference need nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gantrain.errors import CheckpointError
+
+FORMAT_VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.pt"
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Write to a temporary file in the same folder, flush it to disk, then rename it into place.
+
+    A crash at any moment leaves either the previous file or the new one, never half of one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as file:
+        torch.save({"format_version": FORMAT_VERSION, **state}, file)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+
+
+def keep_copy(path: Path, copy: Path) -> None:
+    """Keep the current checkpoint under a second name (a hard link: no extra disk space)."""
+    copy.unlink(missing_ok=True)
+    try:
+        os.link(path, copy)
+    except OSError:
+        copy.write_bytes(path.read_bytes())
+
+
+def find_checkpoint(location: str | os.PathLike) -> Path:
+    """A checkpoint file, or ``checkpoints/last.pt`` inside a run directory."""
+    path = Path(location).expanduser()
+    if path.is_dir():
+        path = path / CHECKPOINT_DIR / LAST
+    if not path.is_file():
+        raise CheckpointError(
+            f"No checkpoint at {path}. Pass a checkpoint file or a run directory that holds "
+            f"{CHECKPOINT_DIR}/{LAST} (for example resume=outputs/dcgan/shapes/2026-01-01_12-00-00)."
+        )
+    return path
+
+
+def load_checkpoint(location: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint onto the CPU without running any code stored in it."""
+    path = find_checkpoint(location)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"Refusing to load {path}: it holds objects other than tensors and plain values, "
+            f"so it was not written by gantrain and loading it could run code ({error})."
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        raise CheckpointError(
+            f"Cannot read checkpoint {path}: the file is truncated or corrupt ({error}). "
+            f"Use an earlier checkpoint from the same {CHECKPOINT_DIR}/ folder."
+        ) from None
+    version = state.get("format_version") if isinstance(state, dict) else None
+    if version is None:
+        raise CheckpointError(f"{path} is not a gantrain checkpoint (no format_version).")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} was written by a newer gantrain (checkpoint format {version}, this one reads up to "
+            f"{FORMAT_VERSION}): upgrade gantrain to load it."
+        )
+    return state

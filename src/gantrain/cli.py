@@ -1,0 +1,114 @@
+"""``gantrain``: compose the config with Hydra, build dataset and recipe, run the trainer."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+
+from gantrain.build import build_dataset, build_recipe, report_user_errors
+from gantrain.checkpoint import CHECKPOINT_DIR, load_checkpoint
+from gantrain.config import TrainConfig, register_configs
+from gantrain.data.shapes import ShapesDataset, judge_summary
+from gantrain.errors import CheckpointError
+from gantrain.trainer import Trainer
+
+
+def run_directory(resume: str | None, new_run: str) -> str:
+    """The run directory: a new one, or the one that holds the checkpoint being resumed."""
+    if resume is None:
+        return new_run
+    path = Path(resume).expanduser()
+    if path.is_file():
+        path = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
+    return str(path)
+
+
+def record_directory(resume: str | None) -> str:
+    """Hydra's record of the composed config: a resumption adds its own beside the first."""
+    return ".hydra" if resume is None else f".hydra/resumed_{datetime.now():%Y-%m-%d_%H-%M-%S}"
+
+
+register_configs()
+OmegaConf.register_new_resolver("gantrain_run_dir", run_directory, replace=True)
+OmegaConf.register_new_resolver("gantrain_record_dir", record_directory, replace=True)
+
+
+def config_for_resume(cfg: DictConfig, state: dict[str, Any], overrides: list[str]) -> DictConfig:
+    """The checkpoint's config, with the values the user set on this command line.
+
+    Choosing another config group option (``model=wgan`` for a DCGAN run) cannot
+    continue a run, so it is refused; values such as ``trainer.max_steps=4000`` apply.
+    """
+    stored = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.create(state["config"]))
+    stored_choices = state["choices"]
+    conflicts = []
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        if key == "resume":
+            continue
+        if key in stored_choices:
+            if override.value() != stored_choices[key]:
+                conflicts.append(f"{key}={override.value()} (the run used {key}={stored_choices[key]})")
+            continue
+        OmegaConf.update(stored, key, OmegaConf.select(cfg, key), merge=False)
+    if conflicts:
+        raise CheckpointError(
+            f"Cannot resume {cfg.resume} with a different configuration: {'; '.join(conflicts)}. "
+            f"Drop these overrides to continue the run, or start a new run without resume=."
+        )
+    stored.resume = cfg.resume
+    return stored
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@report_user_errors
+def train(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    choices = {
+        group: choice
+        for group, choice in hydra_cfg.runtime.choices.items()
+        if not group.startswith("hydra") and "/" not in group
+    }
+    resume_state = None
+    if cfg.resume:
+        resume_state = load_checkpoint(cfg.resume)
+        cfg = config_for_resume(cfg, resume_state, list(hydra_cfg.overrides.task))
+        choices = resume_state["choices"]
+
+    seed_everything(cfg.seed)
+    dataset = build_dataset(cfg)
+    recipe = build_recipe(cfg)
+    trainer = Trainer(
+        cfg.trainer,
+        cfg.device,
+        Path(hydra_cfg.runtime.output_dir),
+        cfg.seed,
+        run_record={"config": OmegaConf.to_yaml(cfg, resolve=True), "choices": choices},
+    )
+    judge = judge_summary if isinstance(dataset, ShapesDataset) else None
+    result = trainer.fit(recipe, dataset, resume_state, judge=judge)
+    if result.interrupted_by is not None:
+        raise SystemExit(128 + result.interrupted_by)
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+def main(cfg: DictConfig) -> None:
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Typed schemas for every config group.
+
+Hydra validates the composed YAML against these dataclasses, so a misspelt key
+(``trainer.max_stpes=5``) or a wrong type (``trainer.max_steps=abc``) stops the
+run at start-up with Hydra's own message, before any work is done.  The YAML
+files under ``configs/`` pick a schema in their defaults list and fill in values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class DeviceType(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class GeneratorLoss(str, Enum):
+    """Generator objective of the original GAN (Goodfellow et al. 2014)."""
+
+    non_saturating = "non_saturating"  # maximise log D(G(z)); what everybody trains with
+    minimax = "minimax"  # minimise log(1 - D(G(z))); saturates early, kept to show why
+
+
+class Norm(str, Enum):
+    batch = "batch"
+    layer = "layer"  # GroupNorm(1, C): per-sample, safe with the gradient penalty
+    none = "none"
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = 2000
+    batch_size: int = 64
+    num_workers: int = 0
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    num_samples: int = 64  # images in the fixed-noise sample grid
+    progress: bool = True
+
+
+@dataclass
+class DeviceConfig:
+    type: DeviceType = DeviceType.auto
+    precision: Precision = Precision.fp32
+    compile: bool = False
+    channels_last: bool = False
+
+
+@dataclass
+class DatasetConfig:
+    _target_: str = MISSING
+    path: Optional[str] = None
+    image_size: int = 32
+    channels: int = 3
+    download: bool = False
+
+
+@dataclass
+class ShapesConfig(DatasetConfig):
+    _target_: str = "gantrain.data.shapes.ShapesDataset"
+    num_samples: int = 60000
+    seed: int = 0  # the data's own seed: the images do not change with the run's seed
+
+
+@dataclass
+class AdamConfig:
+    _target_: str = "torch.optim.Adam"
+    _partial_: bool = True
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 0.0
+
+
+@dataclass
+class RMSpropConfig:
+    _target_: str = "torch.optim.RMSprop"
+    _partial_: bool = True
+    lr: float = 5e-5
+    alpha: float = 0.99
+    weight_decay: float = 0.0
+
+
+@dataclass
+class GANModelConfig:
+    _target_: str = "gantrain.recipes.gan.mlp_gan"
+    nz: int = 100
+    g_hidden: list[int] = field(default_factory=lambda: [1200, 1200])
+    d_hidden: list[int] = field(default_factory=lambda: [512, 256])
+    g_loss: GeneratorLoss = GeneratorLoss.non_saturating
+
+
+@dataclass
+class DCGANModelConfig:
+    _target_: str = "gantrain.recipes.dcgan.dcgan"
+    nz: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    g_loss: GeneratorLoss = GeneratorLoss.non_saturating
+
+
+@dataclass
+class WGANModelConfig:
+    _target_: str = "gantrain.recipes.wgan.WGAN"
+    nz: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    critic_norm: Norm = Norm.batch
+    n_critic: int = 5
+    # The reference code trains the critic 100 times per generator step while the
+    # generator has taken fewer than ``warmup_generator_steps`` steps, and on every
+    # ``long_critic_every``-th generator step (0 disables both).
+    long_critic_iterations: int = 100
+    warmup_generator_steps: int = 25
+    long_critic_every: int = 500
+    clip_value: float = 0.01
+
+
+@dataclass
+class WGANGPModelConfig:
+    _target_: str = "gantrain.recipes.wgan_gp.WGANGP"
+    nz: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    critic_norm: Norm = Norm.layer
+    n_critic: int = 5
+    gp_weight: float = 10.0
+
+
+@dataclass
+class TrainConfig:
+    model: Any = MISSING
+    dataset: DatasetConfig = MISSING
+    optimizer: Any = MISSING
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: int = 0
+    resume: Optional[str] = None
+
+
+@dataclass
+class SampleConfig:
+    checkpoint: str = MISSING
+    output: str = "samples"
+    num_samples: int = 64
+    seed: int = 0
+    device: DeviceType = DeviceType.auto
+
+
+def register_configs() -> None:
+    """Make the schemas available to the YAML files' defaults lists."""
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    store.store(name="sample_schema", node=SampleConfig)
+    store.store(group="trainer", name="schema", node=TrainerConfig)
+    store.store(group="device", name="schema", node=DeviceConfig)
+    store.store(group="dataset", name="schema", node=DatasetConfig)
+    store.store(group="dataset", name="shapes_schema", node=ShapesConfig)
+    store.store(group="optimizer", name="adam_schema", node=AdamConfig)
+    store.store(group="optimizer", name="rmsprop_schema", node=RMSpropConfig)
+    for name, node in {
+        "gan": GANModelConfig,
+        "dcgan": DCGANModelConfig,
+        "wgan": WGANModelConfig,
+        "wgan_gp": WGANGPModelConfig,
+    }.items():
+        store.store(group="model", name=f"{name}_schema", node=node)

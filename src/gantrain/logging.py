@@ -1,0 +1,48 @@
+"""What a run writes for people to look at: TensorBoard events and PNG sample grids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from torchvision.utils import make_grid, save_image
+
+SAMPLES_DIR = "samples"
+
+# One chart with both players' losses: the first thing to look at in a GAN run.
+CUSTOM_SCALARS = {
+    "GAN": {
+        "generator and discriminator losses": ["Multiline", ["loss/generator", "loss/discriminator"]],
+        "discriminator outputs (equilibrium 0.5)": ["Multiline", ["discriminator/D(x)", "discriminator/D(G(z))"]],
+    }
+}
+
+
+class RunLogger:
+    """TensorBoard writer of one run directory, plus the same grids as PNG files."""
+
+    def __init__(self, run_dir: Path, purge_step: int | None = None):
+        self.run_dir = run_dir
+        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def images(self, batches: dict[str, torch.Tensor], step: int) -> None:
+        """One grid per named batch of images in [-1, 1]."""
+        folder = self.run_dir / SAMPLES_DIR
+        folder.mkdir(exist_ok=True)
+        for name, images in batches.items():
+            grid = make_grid(images.detach().float().cpu(), nrow=8, normalize=True, value_range=(-1, 1))
+            self.writer.add_image(f"samples/{name}", grid, step)
+            save_image(grid, folder / f"{name}_{step:07d}.png")
+
+    def describe_run(self, config_yaml: str) -> None:
+        """The composed config as text and the custom-scalars layout, written once per run."""
+        self.writer.add_text("config", "    " + config_yaml.replace("\n", "\n    "), 0)
+        self.writer.add_custom_scalars(CUSTOM_SCALARS)
+
+    def close(self) -> None:
+        self.writer.close()

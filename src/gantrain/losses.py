@@ -1,0 +1,68 @@
+"""Adversarial losses and critic regularisers, as small pure functions.
+
+Everything takes raw scores (logits), so the binary cross-entropy goes through
+``binary_cross_entropy_with_logits``, the form that is stable and allowed under autocast.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gantrain.config import GeneratorLoss
+
+
+def bce_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """-[log D(x) + log(1 - D(G(z)))], averaged: the discriminator's side of the minimax game."""
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    return real + fake
+
+
+def bce_generator_loss(fake_logits: torch.Tensor, kind: GeneratorLoss) -> torch.Tensor:
+    """The generator's objective on D's logits for its samples.
+
+    ``non_saturating`` minimises -log D(G(z)); ``minimax`` minimises log(1 - D(G(z))),
+    whose gradient vanishes while D confidently rejects the samples (early training).
+    """
+    if kind == GeneratorLoss.minimax:
+        return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+def wasserstein_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """E[f(G(z))] - E[f(x)]: minimising it maximises the critic's Wasserstein estimate."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def wasserstein_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    return -fake_scores.mean()
+
+
+def gradient_penalty(
+    critic: nn.Module,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    alpha: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """E[(||grad f(x_hat)||_2 - 1)^2] at x_hat = x + alpha (G(z) - x) (Gulrajani et al. 2017).
+
+    ``alpha`` is drawn from U(0, 1) once per sample unless given.  The norm runs
+    over every non-batch dimension, and is taken in fp32 so that it stays exact
+    under autocast.  The result is unweighted: multiply by lambda (10).
+    """
+    if alpha is None:
+        alpha = torch.rand(real.size(0), *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    interpolates = (real.detach() + alpha * (fake.detach() - real.detach())).requires_grad_(True)
+    scores = critic(interpolates)
+    (gradients,) = torch.autograd.grad(scores.sum(), interpolates, create_graph=True)
+    norms = gradients.flatten(1).float().norm(2, dim=1)
+    return ((norms - 1.0) ** 2).mean()
+
+
+@torch.no_grad()
+def clip_weights(module: nn.Module, clip_value: float) -> None:
+    """Clamp every parameter to [-c, c]: WGAN's crude way to keep the critic Lipschitz."""
+    for parameter in module.parameters():
+        parameter.clamp_(-clip_value, clip_value)

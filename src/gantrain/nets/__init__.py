@@ -1,0 +1,1 @@
+"""Reusable network blocks; the recipes in :mod:`gantrain.recipes` assemble them."""

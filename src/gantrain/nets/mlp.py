@@ -1,0 +1,44 @@
+"""Fully connected generator and discriminator of the original GAN (Goodfellow et al. 2014)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class MLPGenerator(nn.Module):
+    """Noise -> ReLU hidden layers -> tanh image of ``image_shape`` (C, H, W)."""
+
+    def __init__(self, nz: int, hidden: Sequence[int], image_shape: Sequence[int]):
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        layers: list[nn.Module] = []
+        width = nz
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU(inplace=True)]
+            width = size
+        layers += [nn.Linear(width, math.prod(self.image_shape)), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.flatten(1)).view(-1, *self.image_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """Image -> LeakyReLU(0.2) hidden layers -> one logit per image."""
+
+    def __init__(self, image_shape: Sequence[int], hidden: Sequence[int]):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(image_shape)
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.LeakyReLU(0.2, inplace=True)]
+            width = size
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images).view(-1)

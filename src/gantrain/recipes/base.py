@@ -1,0 +1,113 @@
+"""The contract between the trainer and a GAN family.
+
+A recipe is an ``nn.Module`` whose submodules are its networks (so ``state_dict``
+covers them) and which owns one optimizer per network group.  The trainer calls
+``train_step`` once per batch and ``visuals`` at the sampling cadence; everything
+else (device, precision, logging, checkpoints, resume) is the trainer's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Iterable
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+FIXED_NOISE_SEED = 1234  # the same noise for every run, so sample grids compare across a sweep
+
+
+class Step:
+    """Backward and update for one named optimizer, with the run's gradient scaler.
+
+    Recipes call ``step("discriminator", loss)`` in their own update order; the
+    gradients are cleared first so nothing left by another network's update leaks in.
+    """
+
+    def __init__(self, optimizers: dict[str, torch.optim.Optimizer], scaler: torch.amp.GradScaler):
+        self.optimizers = optimizers
+        self.scaler = scaler
+
+    def __call__(self, name: str, loss: torch.Tensor) -> None:
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        # the backward pass runs outside autocast, as the PyTorch AMP notes recommend
+        with torch.autocast(loss.device.type, enabled=False):
+            self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Forward through ``module`` without recording gradients for its parameters.
+
+    Used for the generator's update: D's gradients would be wasted work.
+    """
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter, flag in zip(module.parameters(), flags):
+            parameter.requires_grad_(flag)
+
+
+class Recipe(nn.Module):
+    """Base class of every GAN family."""
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def train_step(self, batch: torch.Tensor, step: Step) -> dict[str, torch.Tensor]:
+        """One update on ``batch``; returns detached scalars to log (only what this step computed)."""
+        raise NotImplementedError
+
+    def visuals(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named image batches in [-1, 1] for the sample grids, from a fixed batch of data."""
+        raise NotImplementedError
+
+    def compilable_networks(self) -> list[nn.Module]:
+        """Networks that ``torch.compile`` may wrap (those never differentiated twice)."""
+        return []
+
+
+class NoiseToImage(Recipe):
+    """Unconditional families: a generator from noise and a discriminator (or critic)."""
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        nz: int,
+        make_optimizer: OptimizerFactory,
+    ):
+        super().__init__()
+        self.generator = generator
+        self.discriminator = discriminator
+        self.nz = nz
+        self._optimizers = {
+            "generator": make_optimizer(generator.parameters()),
+            "discriminator": make_optimizer(discriminator.parameters()),
+        }
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self._optimizers
+
+    def noise(self, count: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+        if generator is None:
+            return torch.randn(count, self.nz, device=device)
+        return torch.randn(count, self.nz, generator=generator).to(device)
+
+    @torch.no_grad()
+    def sample(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        device = next(self.generator.parameters()).device
+        return self.generator(self.noise(count, device, generator))
+
+    def visuals(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        fixed = torch.Generator().manual_seed(FIXED_NOISE_SEED)
+        return {"samples": self.sample(batch.size(0), fixed)}
+
+    def compilable_networks(self) -> list[nn.Module]:
+        return [self.generator, self.discriminator]

@@ -1,0 +1,64 @@
+"""The original GAN (Goodfellow et al. 2014): the binary cross-entropy game, with MLP networks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from gantrain.config import GeneratorLoss
+from gantrain.losses import bce_discriminator_loss, bce_generator_loss
+from gantrain.nets.mlp import MLPDiscriminator, MLPGenerator
+from gantrain.recipes.base import NoiseToImage, OptimizerFactory, Step, frozen
+
+
+class GAN(NoiseToImage):
+    """Discriminator step, then generator step on the same fakes (as pytorch/examples dcgan)."""
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        nz: int,
+        make_optimizer: OptimizerFactory,
+        g_loss: GeneratorLoss = GeneratorLoss.non_saturating,
+    ):
+        super().__init__(generator, discriminator, nz, make_optimizer)
+        self.g_loss = GeneratorLoss(g_loss)
+
+    def train_step(self, batch: torch.Tensor, step: Step) -> dict[str, torch.Tensor]:
+        fake = self.generator(self.noise(batch.size(0), batch.device))
+
+        real_logits = self.discriminator(batch)
+        fake_logits = self.discriminator(fake.detach())
+        d_loss = bce_discriminator_loss(real_logits, fake_logits)
+        step("discriminator", d_loss)
+
+        with frozen(self.discriminator):
+            g_loss = bce_generator_loss(self.discriminator(fake), self.g_loss)
+        step("generator", g_loss)
+
+        real_logits, fake_logits = real_logits.detach().float(), fake_logits.detach().float()
+        return {
+            "loss/discriminator": d_loss.detach(),
+            "loss/generator": g_loss.detach(),
+            "discriminator/D(x)": torch.sigmoid(real_logits).mean(),
+            "discriminator/D(G(z))": torch.sigmoid(fake_logits).mean(),
+            "discriminator/accuracy_real": (real_logits > 0).float().mean(),
+            "discriminator/accuracy_fake": (fake_logits < 0).float().mean(),
+        }
+
+
+def mlp_gan(
+    image_shape: Sequence[int],
+    make_optimizer: OptimizerFactory,
+    nz: int = 100,
+    g_hidden: Sequence[int] = (1200, 1200),
+    d_hidden: Sequence[int] = (512, 256),
+    g_loss: GeneratorLoss = GeneratorLoss.non_saturating,
+) -> GAN:
+    """The paper's setting: fully connected G (ReLU) and D (LeakyReLU here instead of maxout)."""
+    generator = MLPGenerator(nz, g_hidden, image_shape)
+    discriminator = MLPDiscriminator(image_shape, d_hidden)
+    return GAN(generator, discriminator, nz, make_optimizer, g_loss)

@@ -1,0 +1,97 @@
+"""WGAN (Arjovsky et al. 2017): a critic trained to estimate the Wasserstein distance.
+
+One trainer step is one critic step on a fresh batch; the generator steps once the
+critic has taken ``n_critic`` steps (or the reference's 100 during warm-up).  The
+step counters are part of the recipe's state, so a resumed run keeps the schedule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from gantrain.config import Norm
+from gantrain.losses import clip_weights, wasserstein_critic_loss, wasserstein_generator_loss
+from gantrain.recipes.base import NoiseToImage, OptimizerFactory, Step, frozen
+from gantrain.recipes.dcgan import dcgan_networks
+
+
+class WGAN(NoiseToImage):
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        make_optimizer: OptimizerFactory,
+        nz: int = 100,
+        ngf: int = 64,
+        ndf: int = 64,
+        critic_norm: Norm = Norm.batch,
+        n_critic: int = 5,
+        long_critic_iterations: int = 100,
+        warmup_generator_steps: int = 25,
+        long_critic_every: int = 500,
+        clip_value: float = 0.01,
+    ):
+        generator, critic = dcgan_networks(image_shape, nz, ngf, ndf, critic_norm)
+        super().__init__(generator, critic, nz, make_optimizer)
+        self.n_critic = n_critic
+        self.long_critic_iterations = long_critic_iterations
+        self.warmup_generator_steps = warmup_generator_steps
+        self.long_critic_every = long_critic_every
+        self.clip_value = clip_value
+        self.generator_steps = 0
+        self.critic_steps_since_generator = 0
+
+    def critic_iterations(self) -> int:
+        """Critic steps before the next generator step (the reference's schedule)."""
+        if self.long_critic_iterations and (
+            self.generator_steps < self.warmup_generator_steps
+            or (self.long_critic_every and self.generator_steps % self.long_critic_every == 0)
+        ):
+            return self.long_critic_iterations
+        return self.n_critic
+
+    def critic_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Extra critic loss terms; weight clipping needs none."""
+        return {}
+
+    def after_critic_step(self) -> None:
+        clip_weights(self.discriminator, self.clip_value)
+
+    def train_step(self, batch: torch.Tensor, step: Step) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            fake = self.generator(self.noise(batch.size(0), batch.device))
+        real_scores = self.discriminator(batch)
+        fake_scores = self.discriminator(fake)
+        critic_loss = wasserstein_critic_loss(real_scores, fake_scores)
+        penalties = self.critic_penalty(batch, fake)
+        step("discriminator", critic_loss + sum(penalties.values()))
+        self.after_critic_step()
+        self.critic_steps_since_generator += 1
+
+        metrics = {
+            "loss/discriminator": critic_loss.detach(),
+            "critic/wasserstein_estimate": -critic_loss.detach(),
+            "critic/f(x)": real_scores.detach().float().mean(),
+            "critic/f(G(z))": fake_scores.detach().float().mean(),
+            **{f"critic/{name}": value.detach() for name, value in penalties.items()},
+        }
+        if self.critic_steps_since_generator >= self.critic_iterations():
+            with frozen(self.discriminator):
+                fake_scores = self.discriminator(self.generator(self.noise(batch.size(0), batch.device)))
+                generator_loss = wasserstein_generator_loss(fake_scores)
+            step("generator", generator_loss)
+            self.generator_steps += 1
+            self.critic_steps_since_generator = 0
+            metrics["loss/generator"] = generator_loss.detach()
+        return metrics
+
+    def get_extra_state(self) -> dict[str, int]:
+        return {
+            "generator_steps": self.generator_steps,
+            "critic_steps_since_generator": self.critic_steps_since_generator,
+        }
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.generator_steps = int(state["generator_steps"])
+        self.critic_steps_since_generator = int(state["critic_steps_since_generator"])

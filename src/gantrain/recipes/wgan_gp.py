@@ -1,0 +1,48 @@
+"""WGAN-GP (Gulrajani et al. 2017): the Wasserstein critic kept Lipschitz by a gradient penalty."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from gantrain.config import Norm
+from gantrain.errors import ConfigError
+from gantrain.losses import gradient_penalty
+from gantrain.recipes.base import OptimizerFactory
+from gantrain.recipes.wgan import WGAN
+
+
+class WGANGP(WGAN):
+    """WGAN without clipping or the long critic warm-up; lambda * penalty added to the critic loss."""
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        make_optimizer: OptimizerFactory,
+        nz: int = 100,
+        ngf: int = 64,
+        ndf: int = 64,
+        critic_norm: Norm = Norm.layer,
+        n_critic: int = 5,
+        gp_weight: float = 10.0,
+    ):
+        if Norm(critic_norm) == Norm.batch:
+            raise ConfigError(
+                "WGAN-GP penalises each sample's gradient, which BatchNorm couples across the batch: "
+                "set model.critic_norm=layer (the paper's choice) or model.critic_norm=none."
+            )
+        super().__init__(
+            image_shape, make_optimizer, nz, ngf, ndf, critic_norm, n_critic, long_critic_iterations=0
+        )
+        self.gp_weight = gp_weight
+
+    def critic_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"gradient_penalty": self.gp_weight * gradient_penalty(self.discriminator, real, fake)}
+
+    def after_critic_step(self) -> None:
+        """No clipping: the penalty does its job."""
+
+    def compilable_networks(self) -> list[nn.Module]:
+        return [self.generator]  # the critic is differentiated twice by the penalty
