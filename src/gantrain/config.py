@@ -144,8 +144,9 @@ class WGANGPModelConfig:
 
 @dataclass
 class TrainConfig:
+    # each option of these groups brings its own schema through its defaults list
     model: Any = MISSING
-    dataset: DatasetConfig = MISSING
+    dataset: Any = MISSING
     optimizer: Any = MISSING
     device: DeviceConfig = field(default_factory=DeviceConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)

@@ -22,8 +22,9 @@ FIXED_NOISE_SEED = 1234  # the same noise for every run, so sample grids compare
 class Step:
     """Backward and update for one named optimizer, with the run's gradient scaler.
 
-    Recipes call ``step("discriminator", loss)`` in their own update order; the
-    gradients are cleared first so nothing left by another network's update leaks in.
+    Recipes call ``step("discriminator", loss)`` in their own update order.  Gradients
+    are cleared before (nothing left by another network's update leaks in) and after
+    (no memory held between updates).
     """
 
     def __init__(self, optimizers: dict[str, torch.optim.Optimizer], scaler: torch.amp.GradScaler):
@@ -37,6 +38,7 @@ class Step:
         with torch.autocast(loss.device.type, enabled=False):
             self.scaler.scale(loss).backward()
         self.scaler.step(optimizer)
+        optimizer.zero_grad(set_to_none=True)
 
 
 @contextmanager

@@ -1,0 +1,65 @@
+"""Network shapes and sizes against the reference figures (REFERENCE.md)."""
+
+import pytest
+import torch
+
+from gantrain.config import Norm
+from gantrain.errors import ConfigError
+from gantrain.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from gantrain.nets.mlp import MLPDiscriminator, MLPGenerator
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_dcgan_64_parameter_counts_match_pytorch_examples():
+    assert count(DCGANGenerator(nz=100, ngf=64, channels=3, image_size=64)) == 3_576_704
+    assert count(DCGANDiscriminator(ndf=64, channels=3, image_size=64)) == 2_765_568
+
+
+def test_dcgan_64_layout_is_the_reference_one():
+    generator = DCGANGenerator(image_size=64)
+    widths = [m.out_channels for m in generator.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert widths == [512, 256, 128, 64, 3]
+    discriminator = DCGANDiscriminator(image_size=64)
+    norms = [m for m in discriminator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert [n.num_features for n in norms] == [128, 256, 512]  # none on the input layer
+    assert not any(isinstance(m, (torch.nn.MaxPool2d, torch.nn.AvgPool2d)) for m in discriminator.modules())
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dcgan_shapes_at_every_supported_size(size, channels):
+    generator = DCGANGenerator(nz=16, ngf=8, channels=channels, image_size=size)
+    images = generator(torch.randn(2, 16))
+    assert images.shape == (2, channels, size, size)
+    assert images.abs().max() <= 1
+    for norm in Norm:
+        assert DCGANDiscriminator(ndf=8, channels=channels, image_size=size, norm=norm)(images).shape == (2,)
+
+
+def test_dcgan_one_stage_per_doubling():
+    stages = {
+        size: sum(isinstance(m, torch.nn.ConvTranspose2d) for m in DCGANGenerator(image_size=size).modules())
+        for size in (32, 64, 128)
+    }
+    assert stages == {32: 4, 64: 5, 128: 6}
+
+
+def test_dcgan_rejects_unsupported_size_clearly():
+    with pytest.raises(ConfigError, match="dataset.image_size"):
+        DCGANGenerator(image_size=48)
+
+
+def test_layer_norm_critic_does_not_mix_samples():
+    critic = DCGANDiscriminator(ndf=8, image_size=32, norm=Norm.layer)
+    batch = torch.randn(4, 3, 32, 32)
+    assert torch.allclose(critic(batch)[:1], critic(batch[:1]), atol=1e-5)
+
+
+def test_mlp_shapes():
+    generator = MLPGenerator(nz=10, hidden=[32, 32], image_shape=(1, 28, 28))
+    images = generator(torch.randn(5, 10))
+    assert images.shape == (5, 1, 28, 28)
+    assert MLPDiscriminator((1, 28, 28), [16])(images).shape == (5,)

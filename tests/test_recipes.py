@@ -1,0 +1,116 @@
+"""Each recipe's update order and schedule, on tiny networks."""
+
+import functools
+
+import pytest
+import torch
+
+from gantrain.config import GeneratorLoss, Norm
+from gantrain.errors import ConfigError
+from gantrain.recipes.base import Step
+from gantrain.recipes.dcgan import dcgan
+from gantrain.recipes.gan import mlp_gan
+from gantrain.recipes.wgan import WGAN
+from gantrain.recipes.wgan_gp import WGANGP
+
+SHAPE = (3, 32, 32)
+adam = functools.partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
+rmsprop = functools.partial(torch.optim.RMSprop, lr=5e-5)
+
+
+def stepper(recipe):
+    return Step(recipe.optimizers(), torch.amp.GradScaler("cpu", enabled=False))
+
+
+def snapshot(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def changed(before, module):
+    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+@pytest.mark.parametrize("build", [
+    lambda: mlp_gan(SHAPE, adam, nz=8, g_hidden=[16], d_hidden=[16]),
+    lambda: dcgan(SHAPE, adam, nz=8, ngf=4, ndf=4),
+])
+def test_gan_step_updates_both_players_and_reports_d_outputs(build):
+    torch.manual_seed(0)
+    recipe = build()
+    generator, discriminator = snapshot(recipe.generator), snapshot(recipe.discriminator)
+    metrics = recipe.train_step(torch.rand(4, *SHAPE) * 2 - 1, stepper(recipe))
+    assert changed(generator, recipe.generator) and changed(discriminator, recipe.discriminator)
+    assert {"loss/generator", "loss/discriminator", "discriminator/D(x)", "discriminator/D(G(z))",
+            "discriminator/accuracy_real", "discriminator/accuracy_fake"} <= metrics.keys()
+    assert all(not v.requires_grad for v in metrics.values())
+    assert 0 <= metrics["discriminator/D(x)"] <= 1
+
+
+def test_generator_step_leaves_no_gradient_in_the_discriminator():
+    torch.manual_seed(0)
+    recipe = dcgan(SHAPE, adam, nz=8, ngf=4, ndf=4)
+    recipe.train_step(torch.zeros(4, *SHAPE), stepper(recipe))
+    assert all(p.grad is None for p in recipe.discriminator.parameters())
+
+
+def test_minimax_option_reaches_the_loss():
+    torch.manual_seed(0)
+    recipe = dcgan(SHAPE, adam, nz=8, ngf=4, ndf=4, g_loss="minimax")
+    assert recipe.g_loss == GeneratorLoss.minimax
+    assert recipe.train_step(torch.zeros(4, *SHAPE), stepper(recipe))["loss/generator"] < 0
+
+
+def test_wgan_reference_critic_schedule():
+    recipe = WGAN(SHAPE, rmsprop, nz=8, ngf=4, ndf=4)
+    expected = {0: 100, 24: 100, 25: 5, 499: 5, 500: 100, 501: 5, 1000: 100}
+    for generator_steps, iterations in expected.items():
+        recipe.generator_steps = generator_steps
+        assert recipe.critic_iterations() == iterations
+
+
+def test_wgan_generator_steps_every_n_critic_and_critic_stays_clipped():
+    torch.manual_seed(0)
+    recipe = WGAN(SHAPE, rmsprop, nz=8, ngf=4, ndf=4, n_critic=3, long_critic_iterations=0, clip_value=0.01)
+    step = stepper(recipe)
+    updated = []
+    for _ in range(9):
+        generator = snapshot(recipe.generator)
+        metrics = recipe.train_step(torch.rand(4, *SHAPE) * 2 - 1, step)
+        updated.append(changed(generator, recipe.generator))
+        assert ("loss/generator" in metrics) == updated[-1]
+        assert all(p.abs().max() <= 0.01 for p in recipe.discriminator.parameters())
+    assert updated == [False, False, True] * 3
+    assert recipe.get_extra_state() == {"generator_steps": 3, "critic_steps_since_generator": 0}
+
+
+def test_wgan_schedule_is_part_of_the_state_dict():
+    recipe = WGAN(SHAPE, rmsprop, nz=8, ngf=4, ndf=4)
+    recipe.generator_steps, recipe.critic_steps_since_generator = 30, 2
+    restored = WGAN(SHAPE, rmsprop, nz=8, ngf=4, ndf=4)
+    restored.load_state_dict(recipe.state_dict())
+    assert (restored.generator_steps, restored.critic_steps_since_generator) == (30, 2)
+
+
+def test_wgan_gp_adds_the_weighted_penalty_and_does_not_clip():
+    torch.manual_seed(0)
+    recipe = WGANGP(SHAPE, adam, nz=8, ngf=4, ndf=4, n_critic=1, gp_weight=10.0)
+    with torch.no_grad():
+        recipe.discriminator.net[0].weight.fill_(0.5)  # far outside WGAN's clipping range
+    metrics = recipe.train_step(torch.rand(4, *SHAPE) * 2 - 1, stepper(recipe))
+    assert metrics["critic/gradient_penalty"] > 0
+    assert "loss/generator" in metrics  # n_critic=1 and no warm-up
+    assert recipe.discriminator.net[0].weight.abs().max() > 0.01
+
+
+def test_wgan_gp_refuses_batch_norm_in_the_critic():
+    with pytest.raises(ConfigError, match="critic_norm=layer"):
+        WGANGP(SHAPE, adam, critic_norm=Norm.batch)
+
+
+def test_fixed_noise_visuals_do_not_touch_the_global_rng():
+    recipe = dcgan(SHAPE, adam, nz=8, ngf=4, ndf=4).eval()
+    state = torch.get_rng_state()
+    first = recipe.visuals(torch.zeros(6, *SHAPE))["samples"]
+    assert torch.equal(state, torch.get_rng_state())
+    assert torch.equal(first, recipe.visuals(torch.zeros(6, *SHAPE))["samples"])
+    assert first.shape == (6, *SHAPE)
