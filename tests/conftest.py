@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -45,19 +44,16 @@ def run_cli(*args: str, cwd: Path, module: str = "gantrain", check: bool = True,
 
 
 def read_events(run_dir: Path) -> tuple[dict[str, dict[int, float]], dict[str, list[int]]]:
-    """All scalars (tag -> step -> value, later files win) and image tags (tag -> steps) of a run."""
-    scalars: dict[str, dict[int, float]] = defaultdict(dict)
-    images: dict[str, list[int]] = defaultdict(list)
-    files = sorted(run_dir.glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime)
-    assert files, f"no TensorBoard event files in {run_dir}"
-    for file in files:
-        accumulator = EventAccumulator(str(file), size_guidance={"scalars": 0, "images": 0}).Reload()
-        for tag in accumulator.Tags()["scalars"]:
-            for event in accumulator.Scalars(tag):
-                scalars[tag][event.step] = event.value
-        for tag in accumulator.Tags()["images"]:
-            images[tag] += [event.step for event in accumulator.Images(tag)]
-    return dict(scalars), dict(images)
+    """All scalars (tag -> step -> value) and image tags (tag -> steps) of a run directory.
+
+    Read as TensorBoard reads it: every event file in order, with the steps a resumed
+    run purged dropped.
+    """
+    assert list(run_dir.glob("events.out.tfevents.*")), f"no TensorBoard event files in {run_dir}"
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0}).Reload()
+    scalars = {tag: {e.step: e.value for e in accumulator.Scalars(tag)} for tag in accumulator.Tags()["scalars"]}
+    images = {tag: [e.step for e in accumulator.Images(tag)] for tag in accumulator.Tags()["images"]}
+    return scalars, images
 
 
 @pytest.fixture

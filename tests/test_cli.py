@@ -55,6 +55,14 @@ def test_model_configs_bring_their_paper_optimizer_and_batch_size(workdir):
     assert "torch.optim.Adam" in overridden and "lr: 0.001" in overridden and "batch_size: 16" in overridden
 
 
+def test_default_run_takes_the_shapes_tuning_and_the_paper_settings_stay_reachable(workdir):
+    default = run_cli("--cfg", "job", cwd=workdir).stdout
+    assert "ngf: 32" in default and "ema_decay: 0.999" in default and "max_steps: 5000" in default
+    paper = run_cli("--cfg", "job", "~tuning", cwd=workdir).stdout
+    assert "ngf: 64" in paper and "ema_decay: 0.0" in paper
+    assert "ngf: 64" in run_cli("--cfg", "job", "dataset=mnist", cwd=workdir).stdout  # tuned for shapes only
+
+
 def final_state(run_dir: Path) -> dict:
     return load_checkpoint(run_dir / "checkpoints" / "last.pt")
 
@@ -77,6 +85,7 @@ def assert_same_training(straight: Path, resumed: Path) -> None:
     losses_b, _ = read_events(resumed)
     for tag in ("loss/generator", "loss/discriminator"):
         assert losses_a[tag] == losses_b[tag], tag
+    assert sorted(losses_b["loss/discriminator"]) == list(range(2, a["step"] + 1, 2))  # none lost or purged
 
 
 @pytest.mark.parametrize("model", ["dcgan", "wgan"])

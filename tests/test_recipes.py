@@ -114,3 +114,22 @@ def test_fixed_noise_visuals_do_not_touch_the_global_rng():
     assert torch.equal(state, torch.get_rng_state())
     assert torch.equal(first, recipe.visuals(torch.zeros(6, *SHAPE))["samples"])
     assert first.shape == (6, *SHAPE)
+
+
+def test_ema_generator_averages_the_weights_and_draws_the_samples():
+    torch.manual_seed(0)
+    recipe = dcgan(SHAPE, adam, nz=8, ngf=4, ndf=4, ema_decay=0.9)
+    step = stepper(recipe)
+    weights = []
+    for _ in range(2):
+        recipe.train_step(torch.rand(4, *SHAPE) * 2 - 1, step)
+        weights.append(recipe.generator.net[0].weight.detach().clone())
+    averaged = recipe.generator_ema.module.net[0].weight
+    # the first update copies; the second uses the warm-up decay min(0.9, (1 + 1) / (10 + 1))
+    warm = 2 / 11
+    assert torch.allclose(averaged, warm * weights[0] + (1 - warm) * weights[1])
+    recipe.eval()
+    noise = torch.Generator().manual_seed(0)
+    expected = recipe.generator_ema(recipe.noise(3, torch.device("cpu"), torch.Generator().manual_seed(0)))
+    assert torch.allclose(recipe.sample(3, noise), expected)
+    assert "generator_ema.n_averaged" in recipe.state_dict()

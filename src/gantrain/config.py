@@ -97,29 +97,42 @@ class RMSpropConfig:
 
 
 @dataclass
-class GANModelConfig:
-    _target_: str = "gantrain.recipes.gan.mlp_gan"
+class NoiseModelConfig:
+    """Settings shared by the families that generate from noise."""
+
+    _target_: str = MISSING
     nz: int = 100
+    # Samples and checkpoints' inference use an exponential moving average of the
+    # generator's weights with this decay (0 disables it); it smooths out the
+    # step-to-step jitter of GAN training.
+    ema_decay: float = 0.0
+
+
+@dataclass
+class GANModelConfig(NoiseModelConfig):
+    _target_: str = "gantrain.recipes.gan.mlp_gan"
     g_hidden: list[int] = field(default_factory=lambda: [1200, 1200])
     d_hidden: list[int] = field(default_factory=lambda: [512, 256])
     g_loss: GeneratorLoss = GeneratorLoss.non_saturating
 
 
 @dataclass
-class DCGANModelConfig:
-    _target_: str = "gantrain.recipes.dcgan.dcgan"
-    nz: int = 100
+class ConvModelConfig(NoiseModelConfig):
+    """DCGAN-style networks: ``ngf`` / ``ndf`` are the widths at full resolution."""
+
     ngf: int = 64
     ndf: int = 64
+
+
+@dataclass
+class DCGANModelConfig(ConvModelConfig):
+    _target_: str = "gantrain.recipes.dcgan.dcgan"
     g_loss: GeneratorLoss = GeneratorLoss.non_saturating
 
 
 @dataclass
-class WGANModelConfig:
+class WGANModelConfig(ConvModelConfig):
     _target_: str = "gantrain.recipes.wgan.WGAN"
-    nz: int = 100
-    ngf: int = 64
-    ndf: int = 64
     critic_norm: Norm = Norm.batch
     n_critic: int = 5
     # The reference code trains the critic 100 times per generator step while the
@@ -132,11 +145,8 @@ class WGANModelConfig:
 
 
 @dataclass
-class WGANGPModelConfig:
+class WGANGPModelConfig(ConvModelConfig):
     _target_: str = "gantrain.recipes.wgan_gp.WGANGP"
-    nz: int = 100
-    ngf: int = 64
-    ndf: int = 64
     critic_norm: Norm = Norm.layer
     n_critic: int = 5
     gp_weight: float = 10.0

@@ -34,6 +34,7 @@ AUTOCAST_DTYPES = {Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16
 
 def resolve_device(kind: DeviceType) -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then the CPU; a forced device must exist."""
+    kind = DeviceType(kind)
     if kind == DeviceType.auto:
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -191,7 +192,8 @@ class Trainer:
             dtype=AUTOCAST_DTYPES.get(self.precision, torch.float32),
             enabled=self.precision != Precision.fp32,
         )
-        logger = RunLogger(self.run_dir, purge_step=start_step if resume_state else None)
+        # on resume, TensorBoard drops what the stopped run logged after its last checkpoint
+        logger = RunLogger(self.run_dir, purge_step=start_step + 1 if resume_state else None)
         if not resume_state:
             logger.describe_run(self.run_record["config"])
             logger.images({"real": fixed_batch}, 0)

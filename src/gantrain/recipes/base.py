@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -56,6 +57,22 @@ def frozen(module: nn.Module) -> Iterator[None]:
             parameter.requires_grad_(flag)
 
 
+def warmed_up_ema(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Exponential moving average whose decay ramps up as min(decay, (1 + n) / (10 + n)).
+
+    A fixed decay of 0.999 would keep a fifth of the random initial weights after
+    1,500 updates; the ramp lets the average follow the early, fast-moving weights.
+    """
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        if not averaged.is_floating_point():  # BatchNorm's step counter
+            return current
+        weight = ((1.0 + num_averaged) / (10.0 + num_averaged)).clamp(max=decay)  # a tensor: no device sync
+        return torch.lerp(current, averaged, weight.to(averaged.dtype))
+
+    return average
+
+
 class Recipe(nn.Module):
     """Base class of every GAN family."""
 
@@ -84,6 +101,7 @@ class NoiseToImage(Recipe):
         discriminator: nn.Module,
         nz: int,
         make_optimizer: OptimizerFactory,
+        ema_decay: float = 0.0,
     ):
         super().__init__()
         self.generator = generator
@@ -93,6 +111,11 @@ class NoiseToImage(Recipe):
             "generator": make_optimizer(generator.parameters()),
             "discriminator": make_optimizer(discriminator.parameters()),
         }
+        self.generator_ema = None
+        if ema_decay > 0:
+            self.generator_ema = AveragedModel(
+                generator, avg_fn=warmed_up_ema(ema_decay), use_buffers=True
+            ).requires_grad_(False)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._optimizers
@@ -102,10 +125,17 @@ class NoiseToImage(Recipe):
             return torch.randn(count, self.nz, device=device)
         return torch.randn(count, self.nz, generator=generator).to(device)
 
+    def update_ema(self) -> None:
+        """Call after every generator update."""
+        if self.generator_ema is not None:
+            self.generator_ema.update_parameters(self.generator)
+
     @torch.no_grad()
     def sample(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images from the averaged generator when there is one, else from the trained one."""
         device = next(self.generator.parameters()).device
-        return self.generator(self.noise(count, device, generator))
+        network = self.generator if self.generator_ema is None else self.generator_ema
+        return network(self.noise(count, device, generator))
 
     def visuals(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         fixed = torch.Generator().manual_seed(FIXED_NOISE_SEED)

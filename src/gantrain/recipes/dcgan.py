@@ -38,7 +38,8 @@ def dcgan(
     ngf: int = 64,
     ndf: int = 64,
     g_loss: GeneratorLoss = GeneratorLoss.non_saturating,
+    ema_decay: float = 0.0,
 ) -> GAN:
     """Same losses and update order as the original GAN, convolutional networks."""
     generator, discriminator = dcgan_networks(image_shape, nz, ngf, ndf)
-    return GAN(generator, discriminator, nz, make_optimizer, g_loss)
+    return GAN(generator, discriminator, nz, make_optimizer, g_loss, ema_decay)

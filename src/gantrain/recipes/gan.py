@@ -23,8 +23,9 @@ class GAN(NoiseToImage):
         nz: int,
         make_optimizer: OptimizerFactory,
         g_loss: GeneratorLoss = GeneratorLoss.non_saturating,
+        ema_decay: float = 0.0,
     ):
-        super().__init__(generator, discriminator, nz, make_optimizer)
+        super().__init__(generator, discriminator, nz, make_optimizer, ema_decay)
         self.g_loss = GeneratorLoss(g_loss)
 
     def train_step(self, batch: torch.Tensor, step: Step) -> dict[str, torch.Tensor]:
@@ -38,6 +39,7 @@ class GAN(NoiseToImage):
         with frozen(self.discriminator):
             g_loss = bce_generator_loss(self.discriminator(fake), self.g_loss)
         step("generator", g_loss)
+        self.update_ema()
 
         real_logits, fake_logits = real_logits.detach().float(), fake_logits.detach().float()
         return {
@@ -57,8 +59,9 @@ def mlp_gan(
     g_hidden: Sequence[int] = (1200, 1200),
     d_hidden: Sequence[int] = (512, 256),
     g_loss: GeneratorLoss = GeneratorLoss.non_saturating,
+    ema_decay: float = 0.0,
 ) -> GAN:
     """The paper's setting: fully connected G (ReLU) and D (LeakyReLU here instead of maxout)."""
     generator = MLPGenerator(nz, g_hidden, image_shape)
     discriminator = MLPDiscriminator(image_shape, d_hidden)
-    return GAN(generator, discriminator, nz, make_optimizer, g_loss)
+    return GAN(generator, discriminator, nz, make_optimizer, g_loss, ema_decay)

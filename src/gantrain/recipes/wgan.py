@@ -31,9 +31,10 @@ class WGAN(NoiseToImage):
         warmup_generator_steps: int = 25,
         long_critic_every: int = 500,
         clip_value: float = 0.01,
+        ema_decay: float = 0.0,
     ):
         generator, critic = dcgan_networks(image_shape, nz, ngf, ndf, critic_norm)
-        super().__init__(generator, critic, nz, make_optimizer)
+        super().__init__(generator, critic, nz, make_optimizer, ema_decay)
         self.n_critic = n_critic
         self.long_critic_iterations = long_critic_iterations
         self.warmup_generator_steps = warmup_generator_steps
@@ -81,6 +82,7 @@ class WGAN(NoiseToImage):
                 fake_scores = self.discriminator(self.generator(self.noise(batch.size(0), batch.device)))
                 generator_loss = wasserstein_generator_loss(fake_scores)
             step("generator", generator_loss)
+            self.update_ema()
             self.generator_steps += 1
             self.critic_steps_since_generator = 0
             metrics["loss/generator"] = generator_loss.detach()

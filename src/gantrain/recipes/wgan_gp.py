@@ -27,6 +27,7 @@ class WGANGP(WGAN):
         critic_norm: Norm = Norm.layer,
         n_critic: int = 5,
         gp_weight: float = 10.0,
+        ema_decay: float = 0.0,
     ):
         if Norm(critic_norm) == Norm.batch:
             raise ConfigError(
@@ -34,7 +35,8 @@ class WGANGP(WGAN):
                 "set model.critic_norm=layer (the paper's choice) or model.critic_norm=none."
             )
         super().__init__(
-            image_shape, make_optimizer, nz, ngf, ndf, critic_norm, n_critic, long_critic_iterations=0
+            image_shape, make_optimizer, nz, ngf, ndf, critic_norm, n_critic, long_critic_iterations=0,
+            ema_decay=ema_decay,
         )
         self.gp_weight = gp_weight
 
