@@ -63,7 +63,7 @@ def bench(model: str, precision: Precision, steps: int, warmup: int, overrides: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["gan", "dcgan", "wgan", "wgan_gp"])
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=[p.value for p in Precision])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=[p.value for p in Precision if p != Precision.auto])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--overrides", nargs="*", default=[], help="extra Hydra overrides, e.g. device=cpu")

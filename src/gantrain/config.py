@@ -24,6 +24,7 @@ class DeviceType(str, Enum):
 
 
 class Precision(str, Enum):
+    auto = "auto"  # bf16 where the device computes it natively, else fp32
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"

@@ -51,6 +51,22 @@ def resolve_device(kind: DeviceType) -> torch.device:
     return torch.device(kind.value)
 
 
+def resolve_precision(precision: Precision, device: torch.device) -> Precision:
+    """``auto`` means bf16 autocast on CUDA cards and CPUs with native bf16 (AVX-512 BF16, AMX), else fp32."""
+    precision = Precision(precision)
+    if precision != Precision.auto:
+        return precision
+    if device.type == "cuda":
+        return Precision.bf16 if torch.cuda.is_bf16_supported() else Precision.fp32
+    if device.type == "cpu":
+        try:
+            native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        except (AttributeError, RuntimeError):  # a build without oneDNN
+            native = False
+        return Precision.bf16 if native else Precision.fp32
+    return Precision.fp32
+
+
 class EpochShuffle(Sampler[int]):
     """A fresh permutation each epoch, drawn from (seed, epoch) alone.
 
@@ -92,7 +108,7 @@ class Trainer:
             )
         self.cfg = cfg
         self.device = resolve_device(device_cfg.type)
-        self.precision = Precision(device_cfg.precision)
+        self.precision = resolve_precision(device_cfg.precision, self.device)
         self.channels_last = device_cfg.channels_last
         self.compile = device_cfg.compile
         self.run_dir = run_dir
