@@ -49,7 +49,7 @@ def test_model_configs_bring_their_paper_optimizer_and_batch_size(workdir):
     assert "torch.optim.RMSprop" in job_config("model=wgan") and "lr: 5.0e-05" in job_config("model=wgan")
     wgan_gp = job_config("model=wgan_gp")
     assert "lr: 0.0001" in wgan_gp and "- 0.0\n  - 0.9" in wgan_gp
-    dcgan = job_config()
+    dcgan = job_config("~tuning")
     assert "lr: 0.0002" in dcgan and "- 0.5\n  - 0.999" in dcgan
     overridden = job_config("model=wgan", "optimizer=adam", "optimizer.lr=1e-3", "trainer.batch_size=16")
     assert "torch.optim.Adam" in overridden and "lr: 0.001" in overridden and "batch_size: 16" in overridden
@@ -58,6 +58,7 @@ def test_model_configs_bring_their_paper_optimizer_and_batch_size(workdir):
 def test_default_run_takes_the_shapes_tuning_and_the_paper_settings_stay_reachable(workdir):
     default = run_cli("--cfg", "job", cwd=workdir).stdout
     assert "ngf: 32" in default and "ema_decay: 0.999" in default and "max_steps: 5000" in default
+    assert "lr: 0.0005" in default and "precision: auto" in default
     paper = run_cli("--cfg", "job", "~tuning", cwd=workdir).stdout
     assert "ngf: 64" in paper and "ema_decay: 0.0" in paper
     assert "ngf: 64" in run_cli("--cfg", "job", "dataset=mnist", cwd=workdir).stdout  # tuned for shapes only
@@ -158,7 +159,7 @@ def test_multirun_produces_one_complete_run_per_job(workdir):
         ("modle=dcgan", "Key 'modle' not in 'TrainConfig'"),
         ("trainer.max_stpes=5", "Key 'max_stpes' not in 'TrainerConfig'"),
         ("trainer.max_steps=abc", "could not be converted to Integer"),
-        ("device.precision=fp8", "expected one of [fp32, bf16, fp16]"),
+        ("device.precision=fp8", "expected one of [auto, fp32, bf16, fp16]"),
         ("model=dcgann", "Could not find 'model/dcgann'"),
     ],
 )
