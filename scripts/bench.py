@@ -20,9 +20,9 @@ from hydra import compose, initialize_config_module
 
 import gantrain.cli  # noqa: F401  (registers the config schemas and resolvers)
 from gantrain.build import build_dataset, build_recipe
+from gantrain.config import Precision
 from gantrain.recipes.base import Step
 from gantrain.trainer import AUTOCAST_DTYPES, resolve_device
-from gantrain.config import Precision
 
 
 def bench(model: str, precision: Precision, steps: int, warmup: int, overrides: list[str]) -> dict:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import read_events, run_cli, tiny
+
 from gantrain.checkpoint import load_checkpoint
 
 EXPECTED_TAGS = {

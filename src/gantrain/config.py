@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -66,7 +66,7 @@ class DeviceConfig:
 @dataclass
 class DatasetConfig:
     _target_: str = MISSING
-    path: Optional[str] = None
+    path: str | None = None
     image_size: int = 32
     channels: int = 3
     download: bool = False
@@ -162,7 +162,7 @@ class TrainConfig:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = 0
-    resume: Optional[str] = None
+    resume: str | None = None
 
 
 @dataclass

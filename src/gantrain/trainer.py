@@ -219,6 +219,10 @@ class Trainer:
             start_step, cfg.max_steps, self.device, self.precision.value, cfg.batch_size, self.run_dir,
         )
 
+        if start_step >= cfg.max_steps:
+            log.warning("The run is already at step %d of trainer.max_steps=%d: pass a larger "
+                        "trainer.max_steps to train it further.", start_step, cfg.max_steps)
+
         previous_handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         latest: dict[str, torch.Tensor] = {}
         step = start_step

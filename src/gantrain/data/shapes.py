@@ -50,6 +50,7 @@ Judge (per image, colours scaled to [0, 1])
 """
 
 import colorsys
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -135,7 +136,7 @@ class ShapesDataset(Dataset):
     keyword signature of the file-based dataset configs.
     """
 
-    classes = list(SHAPE_NAMES)
+    classes: ClassVar[list[str]] = list(SHAPE_NAMES)
 
     def __init__(
         self,

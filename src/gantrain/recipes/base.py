@@ -8,7 +8,7 @@ else (device, precision, logging, checkpoints, resume) is the trainer's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import torch
