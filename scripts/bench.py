@@ -17,12 +17,13 @@ import time
 
 import torch
 from hydra import compose, initialize_config_module
+from torch.utils.data import default_collate
 
 import gantrain.cli  # noqa: F401  (registers the config schemas and resolvers)
 from gantrain.build import build_dataset, build_recipe
 from gantrain.config import Precision
 from gantrain.recipes.base import Step
-from gantrain.trainer import AUTOCAST_DTYPES, resolve_device
+from gantrain.trainer import AUTOCAST_DTYPES, move_to, resolve_device
 
 
 def bench(model: str, precision: Precision, steps: int, warmup: int, overrides: list[str]) -> dict:
@@ -31,7 +32,7 @@ def bench(model: str, precision: Precision, steps: int, warmup: int, overrides: 
     torch.manual_seed(0)
     device = resolve_device(cfg.device.type)
     dataset = build_dataset(cfg)
-    batch = torch.stack([dataset[i][0] for i in range(cfg.trainer.batch_size)]).to(device)
+    batch = move_to(default_collate([dataset[i] for i in range(cfg.trainer.batch_size)]), device)
     recipe = build_recipe(cfg).to(device)
     step = Step(recipe.optimizers(), torch.amp.GradScaler(device.type, enabled=precision == Precision.fp16))
     autocast = torch.autocast(device.type, AUTOCAST_DTYPES.get(precision, torch.float32),

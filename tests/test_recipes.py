@@ -38,7 +38,7 @@ def test_gan_step_updates_both_players_and_reports_d_outputs(build):
     torch.manual_seed(0)
     recipe = build()
     generator, discriminator = snapshot(recipe.generator), snapshot(recipe.discriminator)
-    metrics = recipe.train_step(torch.rand(4, *SHAPE) * 2 - 1, stepper(recipe))
+    metrics = recipe.train_step([torch.rand(4, *SHAPE) * 2 - 1], stepper(recipe))
     assert changed(generator, recipe.generator) and changed(discriminator, recipe.discriminator)
     assert {"loss/generator", "loss/discriminator", "discriminator/D(x)", "discriminator/D(G(z))",
             "discriminator/accuracy_real", "discriminator/accuracy_fake"} <= metrics.keys()
@@ -49,7 +49,7 @@ def test_gan_step_updates_both_players_and_reports_d_outputs(build):
 def test_generator_step_leaves_no_gradient_in_the_discriminator():
     torch.manual_seed(0)
     recipe = dcgan(SHAPE, adam, nz=8, ngf=4, ndf=4)
-    recipe.train_step(torch.zeros(4, *SHAPE), stepper(recipe))
+    recipe.train_step([torch.zeros(4, *SHAPE)], stepper(recipe))
     assert all(p.grad is None for p in recipe.discriminator.parameters())
 
 
@@ -57,7 +57,7 @@ def test_minimax_option_reaches_the_loss():
     torch.manual_seed(0)
     recipe = dcgan(SHAPE, adam, nz=8, ngf=4, ndf=4, g_loss="minimax")
     assert recipe.g_loss == GeneratorLoss.minimax
-    assert recipe.train_step(torch.zeros(4, *SHAPE), stepper(recipe))["loss/generator"] < 0
+    assert recipe.train_step([torch.zeros(4, *SHAPE)], stepper(recipe))["loss/generator"] < 0
 
 
 def test_wgan_reference_critic_schedule():
@@ -75,7 +75,7 @@ def test_wgan_generator_steps_every_n_critic_and_critic_stays_clipped():
     updated = []
     for _ in range(9):
         generator = snapshot(recipe.generator)
-        metrics = recipe.train_step(torch.rand(4, *SHAPE) * 2 - 1, step)
+        metrics = recipe.train_step([torch.rand(4, *SHAPE) * 2 - 1], step)
         updated.append(changed(generator, recipe.generator))
         assert ("loss/generator" in metrics) == updated[-1]
         assert all(p.abs().max() <= 0.01 for p in recipe.discriminator.parameters())
@@ -96,7 +96,7 @@ def test_wgan_gp_adds_the_weighted_penalty_and_does_not_clip():
     recipe = WGANGP(SHAPE, adam, nz=8, ngf=4, ndf=4, n_critic=1, gp_weight=10.0)
     with torch.no_grad():
         recipe.discriminator.net[0].weight.fill_(0.5)  # far outside WGAN's clipping range
-    metrics = recipe.train_step(torch.rand(4, *SHAPE) * 2 - 1, stepper(recipe))
+    metrics = recipe.train_step([torch.rand(4, *SHAPE) * 2 - 1], stepper(recipe))
     assert metrics["critic/gradient_penalty"] > 0
     assert "loss/generator" in metrics  # n_critic=1 and no warm-up
     assert recipe.discriminator.net[0].weight.abs().max() > 0.01
@@ -110,9 +110,9 @@ def test_wgan_gp_refuses_batch_norm_in_the_critic():
 def test_fixed_noise_visuals_do_not_touch_the_global_rng():
     recipe = dcgan(SHAPE, adam, nz=8, ngf=4, ndf=4).eval()
     state = torch.get_rng_state()
-    first = recipe.visuals(torch.zeros(6, *SHAPE))["samples"]
+    first = recipe.visuals([torch.zeros(6, *SHAPE)])["samples"]
     assert torch.equal(state, torch.get_rng_state())
-    assert torch.equal(first, recipe.visuals(torch.zeros(6, *SHAPE))["samples"])
+    assert torch.equal(first, recipe.visuals([torch.zeros(6, *SHAPE)])["samples"])
     assert first.shape == (6, *SHAPE)
 
 
@@ -122,7 +122,7 @@ def test_ema_generator_averages_the_weights_and_draws_the_samples():
     step = stepper(recipe)
     weights = []
     for _ in range(2):
-        recipe.train_step(torch.rand(4, *SHAPE) * 2 - 1, step)
+        recipe.train_step([torch.rand(4, *SHAPE) * 2 - 1], step)
         weights.append(recipe.generator.net[0].weight.detach().clone())
     averaged = recipe.generator_ema.module.net[0].weight
     # the first update copies; the second uses the warm-up decay min(0.9, (1 + 1) / (10 + 1))

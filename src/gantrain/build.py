@@ -33,8 +33,9 @@ def image_shape(cfg: DictConfig) -> tuple[int, int, int]:
     return (cfg.dataset.channels, cfg.dataset.image_size, cfg.dataset.image_size)
 
 
-def build_dataset(cfg: DictConfig) -> Dataset:
-    return build(cfg.dataset)
+def build_dataset(cfg: DictConfig, **overrides: Any) -> Dataset:
+    """The configured dataset; ``overrides`` replace config values (``split="test"``)."""
+    return build(cfg.dataset, **overrides)
 
 
 def build_recipe(cfg: DictConfig) -> Recipe:

@@ -13,12 +13,14 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import Dataset
 
 from gantrain.build import build_dataset, build_recipe, report_user_errors
 from gantrain.checkpoint import CHECKPOINT_DIR, load_checkpoint
 from gantrain.config import TrainConfig, register_configs
 from gantrain.data.shapes import ShapesDataset, judge_summary
-from gantrain.errors import CheckpointError
+from gantrain.errors import CheckpointError, ConfigError
+from gantrain.recipes.base import NoiseToImage, Recipe
 from gantrain.trainer import Trainer
 
 
@@ -69,6 +71,18 @@ def config_for_resume(cfg: DictConfig, state: dict[str, Any], overrides: list[st
     return stored
 
 
+def check_pairing(dataset: Dataset, recipe: Recipe, choices: dict[str, str]) -> None:
+    """Translation models need A/B items, noise-to-image models plain images."""
+    translates = not isinstance(recipe, NoiseToImage)
+    if translates != isinstance(dataset[0], dict):
+        needs = "A/B image pairs" if translates else "single images"
+        examples = "shapes_unpaired, shapes_paired, horse2zebra, facades" if translates else "shapes, mnist, folder"
+        raise ConfigError(
+            f"model={choices['model']} trains on {needs}, which dataset={choices['dataset']} does not provide: "
+            f"choose a dataset such as {examples}."
+        )
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -92,6 +106,7 @@ def train(cfg: DictConfig) -> None:
     seed_everything(cfg.seed)
     dataset = build_dataset(cfg)
     recipe = build_recipe(cfg)
+    check_pairing(dataset, recipe, choices)
     trainer = Trainer(
         cfg.trainer,
         cfg.device,
@@ -100,7 +115,8 @@ def train(cfg: DictConfig) -> None:
         run_record={"config": OmegaConf.to_yaml(cfg, resolve=True), "choices": choices},
     )
     judge = judge_summary if isinstance(dataset, ShapesDataset) else None
-    result = trainer.fit(recipe, dataset, resume_state, judge=judge)
+    visual_dataset = build_dataset(cfg, split="test") if "split" in cfg.dataset else dataset
+    result = trainer.fit(recipe, dataset, resume_state, judge=judge, visual_dataset=visual_dataset)
     if result.interrupted_by is not None:
         raise SystemExit(128 + result.interrupted_by)
 

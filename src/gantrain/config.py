@@ -37,6 +37,14 @@ class GeneratorLoss(str, Enum):
     minimax = "minimax"  # minimise log(1 - D(G(z))); saturates early, kept to show why
 
 
+class AdversarialLoss(str, Enum):
+    """The adversarial objective of the image-to-image models (pix2pix/CycleGAN's ``gan_mode``)."""
+
+    lsgan = "lsgan"  # least squares (Mao et al. 2017): CycleGAN's default
+    vanilla = "vanilla"  # binary cross-entropy: pix2pix's default
+    wgangp = "wgangp"  # Wasserstein with a gradient penalty on the discriminator
+
+
 class Norm(str, Enum):
     batch = "batch"
     layer = "layer"  # GroupNorm(1, C): per-sample, safe with the gradient penalty
@@ -46,6 +54,7 @@ class Norm(str, Enum):
 @dataclass
 class TrainerConfig:
     max_steps: int = 2000
+    max_epochs: int | None = None  # when set, replaces max_steps (epochs: len(dataset) // batch_size steps)
     batch_size: int = 64
     num_workers: int = 0
     log_every: int = 50
@@ -77,6 +86,36 @@ class ShapesConfig(DatasetConfig):
     _target_: str = "gantrain.data.shapes.ShapesDataset"
     num_samples: int = 60000
     seed: int = 0  # the data's own seed: the images do not change with the run's seed
+
+
+class Preprocess(str, Enum):
+    """How translation datasets resize and crop, as in pix2pix/CycleGAN's ``--preprocess``."""
+
+    resize_and_crop = "resize_and_crop"  # resize to load_size, random crop image_size
+    crop = "crop"  # random crop image_size
+    scale_width = "scale_width"  # width to image_size, aspect kept
+    scale_width_and_crop = "scale_width_and_crop"  # width to load_size, random crop image_size
+    none = "none"  # sides rounded to multiples of 4
+
+
+@dataclass
+class TranslationDatasetConfig(DatasetConfig):
+    """A/B datasets: folders in the official layouts, or the embedded shapes pairs."""
+
+    image_size: int = 256
+    split: str = "train"
+    load_size: int = 286
+    preprocess: Preprocess = Preprocess.resize_and_crop
+    flip: bool = True
+    name: str | None = None  # an official dataset name: downloaded into path's parent when missing
+
+
+@dataclass
+class ShapesTranslationConfig(DatasetConfig):
+    image_size: int = 32
+    split: str = "train"
+    num_samples: int = 20000
+    seed: int = 0
 
 
 @dataclass
@@ -153,6 +192,70 @@ class WGANGPModelConfig(ConvModelConfig):
     gp_weight: float = 10.0
 
 
+class TranslationNorm(str, Enum):
+    instance = "instance"
+    batch = "batch"
+    none = "none"
+
+
+class PatchDiscriminatorKind(str, Enum):
+    basic = "basic"  # the 70x70 PatchGAN (3 layers)
+    n_layers = "n_layers"  # a PatchGAN with model.n_layers_d layers
+    pixel = "pixel"  # 1x1 PatchGAN: judges colour statistics only
+
+
+class UnetKind(str, Enum):
+    """U-Net generators by the image size they reduce to 1x1 (log2(size) downsamplings)."""
+
+    unet_256 = "unet_256"
+    unet_128 = "unet_128"
+    unet_64 = "unet_64"
+    unet_32 = "unet_32"
+
+
+class Direction(str, Enum):
+    AtoB = "AtoB"
+    BtoA = "BtoA"
+
+
+@dataclass
+class TranslationModelConfig:
+    """Settings shared by CycleGAN and pix2pix (junyanz/pytorch-CycleGAN-and-pix2pix)."""
+
+    _target_: str = MISSING
+    ngf: int = 64
+    ndf: int = 64
+    discriminator: PatchDiscriminatorKind = PatchDiscriminatorKind.basic
+    n_layers_d: int = 3
+    norm: TranslationNorm = TranslationNorm.instance
+    gan_loss: AdversarialLoss = AdversarialLoss.lsgan
+    gp_weight: float = 10.0  # only with gan_loss=wgangp
+    n_epochs: int = 100  # epochs at the initial learning rate ...
+    n_epochs_decay: int = 100  # ... then epochs of linear decay to zero
+
+
+@dataclass
+class CycleGANModelConfig(TranslationModelConfig):
+    _target_: str = "gantrain.recipes.cyclegan.CycleGAN"
+    n_blocks: int = 9  # residual blocks: 9 for 256x256 images, 6 for 128x128
+    use_dropout: bool = False
+    lambda_a: float = 10.0  # cycle A -> B -> A
+    lambda_b: float = 10.0  # cycle B -> A -> B
+    lambda_identity: float = 0.5  # times lambda_a / lambda_b
+    pool_size: int = 50
+
+
+@dataclass
+class Pix2PixModelConfig(TranslationModelConfig):
+    _target_: str = "gantrain.recipes.pix2pix.Pix2Pix"
+    generator: UnetKind = UnetKind.unet_256
+    norm: TranslationNorm = TranslationNorm.batch
+    gan_loss: AdversarialLoss = AdversarialLoss.vanilla
+    use_dropout: bool = True  # kept on at inference: the paper's noise
+    lambda_l1: float = 100.0
+    direction: Direction = Direction.AtoB
+
+
 @dataclass
 class TrainConfig:
     # each option of these groups brings its own schema through its defaults list
@@ -183,6 +286,8 @@ def register_configs() -> None:
     store.store(group="device", name="schema", node=DeviceConfig)
     store.store(group="dataset", name="schema", node=DatasetConfig)
     store.store(group="dataset", name="shapes_schema", node=ShapesConfig)
+    store.store(group="dataset", name="translation_schema", node=TranslationDatasetConfig)
+    store.store(group="dataset", name="shapes_translation_schema", node=ShapesTranslationConfig)
     store.store(group="optimizer", name="adam_schema", node=AdamConfig)
     store.store(group="optimizer", name="rmsprop_schema", node=RMSpropConfig)
     for name, node in {
@@ -190,5 +295,7 @@ def register_configs() -> None:
         "dcgan": DCGANModelConfig,
         "wgan": WGANModelConfig,
         "wgan_gp": WGANGPModelConfig,
+        "cyclegan": CycleGANModelConfig,
+        "pix2pix": Pix2PixModelConfig,
     }.items():
         store.store(group="model", name=f"{name}_schema", node=node)

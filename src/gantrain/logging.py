@@ -31,11 +31,16 @@ class RunLogger:
             self.writer.add_scalar(tag, value, step)
 
     def images(self, batches: dict[str, torch.Tensor], step: int) -> None:
-        """One grid per named batch of images in [-1, 1]."""
+        """One grid per named batch of images in [-1, 1].
+
+        N x C x H x W batches are laid out 8 to a row; N x K x C x H x W ones one row of K per input.
+        """
         folder = self.run_dir / SAMPLES_DIR
         folder.mkdir(exist_ok=True)
         for name, images in batches.items():
-            grid = make_grid(images.detach().float().cpu(), nrow=8, normalize=True, value_range=(-1, 1))
+            per_row = images.size(1) if images.dim() == 5 else 8
+            images = images.detach().float().cpu().flatten(0, images.dim() - 4)
+            grid = make_grid(images, nrow=per_row, normalize=True, value_range=(-1, 1))
             self.writer.add_image(f"samples/{name}", grid, step)
             save_image(grid, folder / f"{name}_{step:07d}.png")
 

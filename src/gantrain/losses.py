@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gantrain.config import GeneratorLoss
+from gantrain.config import AdversarialLoss, GeneratorLoss
 
 
 def bce_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -29,6 +29,21 @@ def bce_generator_loss(fake_logits: torch.Tensor, kind: GeneratorLoss) -> torch.
     if kind == GeneratorLoss.minimax:
         return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+def adversarial_loss(scores: torch.Tensor, real: bool, kind: AdversarialLoss) -> torch.Tensor:
+    """How far ``scores`` are from saying "real" (``real=True``) or "fake", for patch or image scores.
+
+    Both players use it: the discriminator with the true labels, the generator with
+    ``real=True`` on its fakes.  ``wgangp`` is the Wasserstein form (-E[f] for real,
+    E[f] for fake); its penalty is added separately by the caller.
+    """
+    if kind == AdversarialLoss.wgangp:
+        return -scores.mean() if real else scores.mean()
+    target = torch.full_like(scores, 1.0 if real else 0.0)
+    if kind == AdversarialLoss.lsgan:
+        return F.mse_loss(scores, target)
+    return F.binary_cross_entropy_with_logits(scores, target)
 
 
 def wasserstein_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:

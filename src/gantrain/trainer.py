@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -85,6 +85,20 @@ class EpochShuffle(Sampler[int]):
         return self.length - self.start
 
 
+def move_to(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
+    """Move every tensor of a batch (a tensor, or a dict / list / tuple of them) to ``device``."""
+    if isinstance(batch, dict):
+        return {key: move_to(value, device, channels_last) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(value, device, channels_last) for value in batch)
+    if not isinstance(batch, torch.Tensor):
+        return batch
+    batch = batch.to(device, non_blocking=True)
+    if channels_last and batch.dim() == 4:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    return batch
+
+
 @dataclass
 class FitResult:
     step: int
@@ -118,15 +132,23 @@ class Trainer:
         self._stop_signal: int | None = None
 
     # -- data ---------------------------------------------------------------------------------
-    def batches(self, dataset: Dataset, start_step: int) -> Iterator[torch.Tensor]:
-        """Endless batches in the order fixed by the seed; skips the ``start_step`` batches already used."""
+    def steps_per_epoch(self, dataset: Dataset) -> int:
         per_epoch = len(dataset) // self.cfg.batch_size
         if per_epoch == 0:
             raise DatasetError(
-                f"The dataset has {len(dataset)} images, fewer than one batch of trainer.batch_size="
+                f"The dataset has {len(dataset)} items, fewer than one batch of trainer.batch_size="
                 f"{self.cfg.batch_size}: add images or lower trainer.batch_size."
             )
-        epoch, offset = divmod(start_step, per_epoch)
+        return per_epoch
+
+    def batches(self, dataset: Dataset, start_step: int) -> Iterator[Any]:
+        """Endless batches in the order fixed by the seed; skips the ``start_step`` batches already used.
+
+        Random augmentation inside the dataset draws from the global RNG, whose state
+        the checkpoints keep; with ``num_workers > 0`` the workers' seeds depend on the
+        epoch only, so a resume in the middle of an epoch re-draws that epoch's crops.
+        """
+        epoch, offset = divmod(start_step, self.steps_per_epoch(dataset))
         while True:
             loader = DataLoader(
                 dataset,
@@ -138,15 +160,11 @@ class Trainer:
                 # worker seeds from a private generator: the global RNG stays untouched
                 generator=torch.Generator().manual_seed(self.seed + epoch),
             )
-            for images, *_ in loader:
-                yield images
+            yield from loader
             epoch, offset = epoch + 1, 0
 
-    def to_device(self, images: torch.Tensor) -> torch.Tensor:
-        images = images.to(self.device, non_blocking=True)
-        if self.channels_last and images.dim() == 4:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images
+    def to_device(self, batch: Any) -> Any:
+        return move_to(batch, self.device, self.channels_last)
 
     # -- state --------------------------------------------------------------------------------
     def state(self, recipe: Recipe, step: int) -> dict[str, Any]:
@@ -158,6 +176,7 @@ class Trainer:
             "step": step,
             "recipe": recipe.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in recipe.optimizers().items()},
+            "schedulers": {name: scheduler.state_dict() for name, scheduler in recipe.schedulers().items()},
             "scaler": self.scaler.state_dict(),
             "rng": rng,
         }
@@ -167,6 +186,8 @@ class Trainer:
         recipe.load_state_dict(state["recipe"])
         for name, optimizer in recipe.optimizers().items():
             optimizer.load_state_dict(state["optimizers"][name])
+        for name, scheduler in recipe.schedulers().items():
+            scheduler.load_state_dict(state["schedulers"][name])
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])
         if self.device.type == "cuda" and "cuda" in state["rng"]:
@@ -191,9 +212,16 @@ class Trainer:
         dataset: Dataset,
         resume_state: dict[str, Any] | None = None,
         judge: Callable[[torch.Tensor], dict[str, float]] | None = None,
+        visual_dataset: Dataset | None = None,
     ) -> FitResult:
-        """Train until ``trainer.max_steps``; ``judge`` scores the fixed-noise samples when given."""
+        """Train until ``trainer.max_steps`` (or ``max_epochs``).
+
+        The sample grids come from the first ``num_samples`` items of ``visual_dataset``
+        (the test split where there is one); ``judge`` scores generated samples when given.
+        """
         cfg = self.cfg
+        steps_per_epoch = self.steps_per_epoch(dataset)
+        max_steps = cfg.max_steps if cfg.max_epochs is None else cfg.max_epochs * steps_per_epoch
         recipe.to(self.device)
         if self.channels_last:
             recipe.to(memory_format=torch.channels_last)
@@ -201,7 +229,10 @@ class Trainer:
         if self.compile:
             for network in recipe.compilable_networks():
                 network.compile()
-        fixed_batch = self.to_device(torch.stack([dataset[i][0] for i in range(min(cfg.num_samples, len(dataset)))]))
+        visual_dataset = dataset if visual_dataset is None else visual_dataset
+        fixed_batch = self.to_device(
+            default_collate([visual_dataset[i] for i in range(min(cfg.num_samples, len(visual_dataset)))])
+        )
         step_fn = Step(recipe.optimizers(), self.scaler)
         autocast = torch.autocast(
             self.device.type,
@@ -212,16 +243,16 @@ class Trainer:
         logger = RunLogger(self.run_dir, purge_step=start_step + 1 if resume_state else None)
         if not resume_state:
             logger.describe_run(self.run_record["config"])
-            logger.images({"real": fixed_batch}, 0)
+            logger.images(recipe.real_visuals(fixed_batch), 0)
         log.info(
             "%s from step %d to %d on %s (%s), batch %d; run directory %s",
             "Resuming" if resume_state else "Training",
-            start_step, cfg.max_steps, self.device, self.precision.value, cfg.batch_size, self.run_dir,
+            start_step, max_steps, self.device, self.precision.value, cfg.batch_size, self.run_dir,
         )
 
-        if start_step >= cfg.max_steps:
-            log.warning("The run is already at step %d of trainer.max_steps=%d: pass a larger "
-                        "trainer.max_steps to train it further.", start_step, cfg.max_steps)
+        if start_step >= max_steps:
+            log.warning("The run is already at step %d of %d: pass a larger trainer.max_steps "
+                        "(or trainer.max_epochs) to train it further.", start_step, max_steps)
 
         previous_handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         latest: dict[str, torch.Tensor] = {}
@@ -231,17 +262,20 @@ class Trainer:
         data = self.batches(dataset, start_step)
         try:
             with logging_redirect_tqdm(), tqdm(
-                total=cfg.max_steps, initial=start_step, disable=None if cfg.progress else True, dynamic_ncols=True, unit="step"
+                total=max_steps, initial=start_step, disable=None if cfg.progress else True, dynamic_ncols=True, unit="step"
             ) as progress:
-                while step < cfg.max_steps and self._stop_signal is None:
+                while step < max_steps and self._stop_signal is None:
                     batch = self.to_device(next(data))
                     with autocast:
                         latest.update(recipe.train_step(batch, step_fn))
                     self.scaler.update()
                     step += 1
                     progress.update(1)
+                    if step % steps_per_epoch == 0:  # learning-rate schedules count epochs
+                        for scheduler in recipe.schedulers().values():
+                            scheduler.step()
 
-                    if step % cfg.log_every == 0 or step == cfg.max_steps:
+                    if step % cfg.log_every == 0 or step == max_steps:
                         now = time.perf_counter()
                         values = {tag: float(value) for tag, value in latest.items()}
                         values["perf/images_per_s"] = (step - tick_step) * cfg.batch_size / (now - tick)
@@ -254,10 +288,10 @@ class Trainer:
                             {tag.split("/")[-1]: f"{v:.3g}" for tag, v in values.items() if tag.startswith("loss/")}
                         )
                         log.info("step %d: %s", step, ", ".join(f"{t} {v:.4g}" for t, v in values.items()))
-                    if step % cfg.sample_every == 0 or step == cfg.max_steps:
+                    if step % cfg.sample_every == 0 or step == max_steps:
                         self.sample(recipe, fixed_batch, autocast, logger, step, judge)
                         sampled_step = step
-                    if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+                    if step % cfg.checkpoint_every == 0 or step == max_steps:
                         self.save(recipe, step, keep=step % cfg.checkpoint_every == 0)
                         saved_step = step
             if step != saved_step:  # stopped by a signal between checkpoints

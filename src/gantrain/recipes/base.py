@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -79,13 +80,27 @@ class Recipe(nn.Module):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 
-    def train_step(self, batch: torch.Tensor, step: Step) -> dict[str, torch.Tensor]:
-        """One update on ``batch``; returns detached scalars to log (only what this step computed)."""
+    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
+        """Learning-rate schedules, stepped by the trainer once per epoch."""
+        return {}
+
+    def train_step(self, batch: Any, step: Step) -> dict[str, torch.Tensor]:
+        """One update on a batch as the dataset collates it; returns detached scalars to log.
+
+        Only what this step computed is returned (a WGAN critic step has no generator loss).
+        """
         raise NotImplementedError
 
-    def visuals(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Named image batches in [-1, 1] for the sample grids, from a fixed batch of data."""
+    def visuals(self, batch: Any) -> dict[str, torch.Tensor]:
+        """Named images in [-1, 1] for the sample grids, from a fixed batch of data.
+
+        A 4-D batch is laid out 8 to a row; a 5-D one (N x K x C x H x W) one input per row.
+        """
         raise NotImplementedError
+
+    def real_visuals(self, batch: Any) -> dict[str, torch.Tensor]:
+        """The fixed batch itself, shown once at step 0."""
+        return {}
 
     def compilable_networks(self) -> list[nn.Module]:
         """Networks that ``torch.compile`` may wrap (those never differentiated twice)."""
@@ -137,9 +152,27 @@ class NoiseToImage(Recipe):
         network = self.generator if self.generator_ema is None else self.generator_ema
         return network(self.noise(count, device, generator))
 
-    def visuals(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+    def visuals(self, batch: Any) -> dict[str, torch.Tensor]:
         fixed = torch.Generator().manual_seed(FIXED_NOISE_SEED)
-        return {"samples": self.sample(batch.size(0), fixed)}
+        return {"samples": self.sample(batch[0].size(0), fixed)}
+
+    def real_visuals(self, batch: Any) -> dict[str, torch.Tensor]:
+        return {"real": batch[0]}
 
     def compilable_networks(self) -> list[nn.Module]:
         return [self.generator, self.discriminator]
+
+
+def constant_then_linear_decay(
+    optimizer: torch.optim.Optimizer, constant_epochs: int, decay_epochs: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The pix2pix/CycleGAN schedule: the initial rate for ``constant_epochs``, then a linear fall.
+
+    Epoch e (from 0) trains at 1 - max(0, e + 1 - constant) / (decay + 1) times the
+    initial rate, as the reference code does: 1/101 of it in the last of 100 + 100 epochs.
+    """
+
+    def factor(epoch: int) -> float:
+        return 1.0 - max(0, epoch + 1 - constant_epochs) / float(decay_epochs + 1)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

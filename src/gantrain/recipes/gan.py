@@ -28,10 +28,11 @@ class GAN(NoiseToImage):
         super().__init__(generator, discriminator, nz, make_optimizer, ema_decay)
         self.g_loss = GeneratorLoss(g_loss)
 
-    def train_step(self, batch: torch.Tensor, step: Step) -> dict[str, torch.Tensor]:
-        fake = self.generator(self.noise(batch.size(0), batch.device))
+    def train_step(self, batch: list[torch.Tensor], step: Step) -> dict[str, torch.Tensor]:
+        real = batch[0]  # (images, labels)
+        fake = self.generator(self.noise(real.size(0), real.device))
 
-        real_logits = self.discriminator(batch)
+        real_logits = self.discriminator(real)
         fake_logits = self.discriminator(fake.detach())
         d_loss = bce_discriminator_loss(real_logits, fake_logits)
         step("discriminator", d_loss)

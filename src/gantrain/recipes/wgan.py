@@ -59,13 +59,14 @@ class WGAN(NoiseToImage):
     def after_critic_step(self) -> None:
         clip_weights(self.discriminator, self.clip_value)
 
-    def train_step(self, batch: torch.Tensor, step: Step) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: list[torch.Tensor], step: Step) -> dict[str, torch.Tensor]:
+        real = batch[0]  # (images, labels)
         with torch.no_grad():
-            fake = self.generator(self.noise(batch.size(0), batch.device))
-        real_scores = self.discriminator(batch)
+            fake = self.generator(self.noise(real.size(0), real.device))
+        real_scores = self.discriminator(real)
         fake_scores = self.discriminator(fake)
         critic_loss = wasserstein_critic_loss(real_scores, fake_scores)
-        penalties = self.critic_penalty(batch, fake)
+        penalties = self.critic_penalty(real, fake)
         step("discriminator", critic_loss + sum(penalties.values()))
         self.after_critic_step()
         self.critic_steps_since_generator += 1
@@ -79,7 +80,7 @@ class WGAN(NoiseToImage):
         }
         if self.critic_steps_since_generator >= self.critic_iterations():
             with frozen(self.discriminator):
-                fake_scores = self.discriminator(self.generator(self.noise(batch.size(0), batch.device)))
+                fake_scores = self.discriminator(self.generator(self.noise(real.size(0), real.device)))
                 generator_loss = wasserstein_generator_loss(fake_scores)
             step("generator", generator_loss)
             self.update_ema()
