@@ -277,11 +277,23 @@ class SampleConfig:
     device: DeviceType = DeviceType.auto
 
 
+@dataclass
+class TranslateConfig:
+    checkpoint: str = MISSING
+    input: str = MISSING  # an image file or a folder (searched recursively)
+    output: str = "translated"
+    direction: Direction = Direction.AtoB
+    side_by_side: bool = False  # also write input | output images
+    batch_size: int = 8  # images of the same size are translated together
+    device: DeviceType = DeviceType.auto
+
+
 def register_configs() -> None:
     """Make the schemas available to the YAML files' defaults lists."""
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="sample_schema", node=SampleConfig)
+    store.store(name="translate_schema", node=TranslateConfig)
     store.store(group="trainer", name="schema", node=TrainerConfig)
     store.store(group="device", name="schema", node=DeviceConfig)
     store.store(group="dataset", name="schema", node=DatasetConfig)

@@ -52,6 +52,14 @@ class ImageFiles(Dataset):
             return self.transform(image), 0
 
 
+def list_images(folder: Path) -> list[Path]:
+    """Every image file below ``folder``, sorted by relative path so the order never depends on the file system."""
+    return sorted(
+        (file for file in folder.rglob("*") if file.is_file() and has_file_allowed_extension(file.name, IMG_EXTENSIONS)),
+        key=lambda file: file.relative_to(folder).as_posix(),
+    )
+
+
 def image_folder(path: str | None, image_size: int, channels: int = 3, download: bool = False) -> Dataset:
     """Every image below ``path`` (searched recursively, sorted by relative path).
 
@@ -60,10 +68,7 @@ def image_folder(path: str | None, image_size: int, channels: int = 3, download:
     """
     transform = _image_transform(image_size, channels)
     root = _existing_folder(path, IMAGE_FOLDER_HINT)
-    files = sorted(
-        (file for file in root.rglob("*") if file.is_file() and has_file_allowed_extension(file.name, IMG_EXTENSIONS)),
-        key=lambda file: file.relative_to(root).as_posix(),
-    )
+    files = list_images(root)
     if not files:
         raise DatasetError(f"The image folder '{root}' contains no images. {IMAGE_FOLDER_HINT}")
     return ImageFiles(files, transform)

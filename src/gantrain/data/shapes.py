@@ -99,13 +99,13 @@ def render_shape(
     ``center`` is ``(x, y)`` in pixels with the image spanning [0, image_size]
     and y pointing down; ``size`` is the side or diameter in pixels.
     """
-    coverage = _shape_coverage(kind, (image_size, image_size), center, size)[..., np.newaxis]
+    coverage = shape_coverage(kind, (image_size, image_size), center, size)[..., np.newaxis]
     background_rgb = np.asarray(background, dtype=np.float64)
     image = background_rgb + coverage * (np.asarray(colour, dtype=np.float64) - background_rgb)
     return np.rint(image).astype(np.uint8)
 
 
-def _shape_coverage(
+def shape_coverage(
     kind: str, frame: tuple[int, int], center: tuple[float, float], size: float, grow: float = 0.0
 ) -> np.ndarray:
     """Share of each pixel of a ``(height, width)`` frame that the shape covers.
@@ -175,7 +175,7 @@ class ShapesDataset(Dataset):
         margin = size / 2 + 2  # keeps the anti-aliased edge, widest at the triangle's tips, off the border
         far_edge = self.image_size - margin
         center = (rng.uniform(margin, far_edge), rng.uniform(margin, far_edge))
-        colour = _contrasting_colour(rng, self.background)
+        colour = contrasting_colour(rng, self.background)
         image = render_shape(SHAPE_NAMES[label], self.image_size, center, size, colour, self.background)
         if self.channels == 1:
             image = (image @ LUMA_WEIGHTS)[..., np.newaxis]
@@ -183,7 +183,7 @@ class ShapesDataset(Dataset):
         return torch.from_numpy(pixels / np.float32(127.5) - np.float32(1.0)), label
 
 
-def _contrasting_colour(rng: np.random.Generator, background: tuple[int, int, int]) -> tuple[int, int, int]:
+def contrasting_colour(rng: np.random.Generator, background: tuple[int, int, int]) -> tuple[int, int, int]:
     """A random saturated, bright colour, redrawn until its luminance clearly differs from the background."""
     background_luminance = float(np.dot(LUMA_WEIGHTS, background)) / 255
     while True:
@@ -294,8 +294,8 @@ def _outline_mismatch(kind: str, coverage: np.ndarray) -> float:
         np.sum(coverage * columns) / area,
         np.sum(coverage * rows) / area - (size / 6 if kind == "triangle" else 0.0),
     )
-    outer = _shape_coverage(kind, coverage.shape, centre, size, grow=OUTLINE_TOLERANCE)
-    inner = _shape_coverage(kind, coverage.shape, centre, size, grow=-OUTLINE_TOLERANCE)
+    outer = shape_coverage(kind, coverage.shape, centre, size, grow=OUTLINE_TOLERANCE)
+    inner = shape_coverage(kind, coverage.shape, centre, size, grow=-OUTLINE_TOLERANCE)
     clipped = np.clip(coverage, 0.0, 1.0)
     excess = np.clip(clipped - outer, 0.0, None).sum()
     shortfall = np.clip(inner - clipped, 0.0, None).sum()

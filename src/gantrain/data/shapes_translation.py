@@ -41,10 +41,10 @@ from gantrain.data.shapes import (
     MIN_IMAGE_SIZE,
     SHAPE_NAMES,
     SIZE_RANGE,
-    _contrasting_colour,
-    _shape_coverage,
+    contrasting_colour,
     judge,
     render_shape,
+    shape_coverage,
 )
 from gantrain.errors import DatasetError
 
@@ -104,7 +104,7 @@ class _ShapesTranslation(Dataset):
         margin = size / 2 + 2
         far_edge = self.image_size - margin
         center = (rng.uniform(margin, far_edge), rng.uniform(margin, far_edge))
-        return {"kind": kind, "colour": _contrasting_colour(rng, BACKGROUND), "center": center, "size": size}
+        return {"kind": kind, "colour": contrasting_colour(rng, BACKGROUND), "center": center, "size": size}
 
     def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
         """A uint8 H x W x 3 rendering as a channels x H x W float32 tensor in [-1, 1]."""
@@ -161,7 +161,7 @@ def render_outline(
     exactly within the filled shape that render_shape draws.
     """
     frame = (image_size, image_size)
-    rim = _shape_coverage(kind, frame, center, size) - _shape_coverage(kind, frame, center, size, grow=-width)
+    rim = shape_coverage(kind, frame, center, size) - shape_coverage(kind, frame, center, size, grow=-width)
     return np.rint(rim[..., np.newaxis] * np.asarray(colour, dtype=np.float64)).astype(np.uint8)
 
 

@@ -32,10 +32,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
-from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
+from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
-from gantrain.data.images import PIL_MODE_BY_CHANNELS
+from gantrain.data.images import PIL_MODE_BY_CHANNELS, list_images
 from gantrain.errors import DatasetError
 
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
@@ -123,14 +123,7 @@ class _TranslationFolders(Dataset):
             raise DatasetError(
                 f"The folder '{folder}' does not exist (checked for dataset.path={self.root}). {self.hint}"
             )
-        files = sorted(
-            (
-                file
-                for file in folder.rglob("*")
-                if file.is_file() and has_file_allowed_extension(file.name, IMG_EXTENSIONS)
-            ),
-            key=lambda file: file.relative_to(folder).as_posix(),
-        )
+        files = list_images(folder)
         if not files:
             raise DatasetError(
                 f"The folder '{folder}' contains no images (dataset.path={self.root}). {self.hint}"

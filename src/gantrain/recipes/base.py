@@ -107,6 +107,19 @@ class Recipe(nn.Module):
         return []
 
 
+class ImageToImage(Recipe):
+    """Translation families: ``translate`` maps images of one domain to the other."""
+
+    def translate(self, images: torch.Tensor, direction: str) -> torch.Tensor:
+        """``direction`` is "AtoB" or "BtoA"; sides must be multiples of ``size_multiple``."""
+        raise NotImplementedError
+
+    @property
+    def size_multiple(self) -> int:
+        """What the generator's strided layers need the image sides to be multiples of."""
+        raise NotImplementedError
+
+
 class NoiseToImage(Recipe):
     """Unconditional families: a generator from noise and a discriminator (or critic)."""
 

@@ -20,7 +20,7 @@ from gantrain.losses import adversarial_loss, gradient_penalty
 from gantrain.nets.init import normal_init
 from gantrain.nets.patchgan import PatchDiscriminator, PixelDiscriminator
 from gantrain.nets.resnet import ResnetGenerator
-from gantrain.recipes.base import OptimizerFactory, Recipe, Step, constant_then_linear_decay, frozen
+from gantrain.recipes.base import ImageToImage, OptimizerFactory, Step, constant_then_linear_decay, frozen
 from gantrain.recipes.image_pool import ImagePool
 
 
@@ -37,7 +37,7 @@ def patch_discriminator(
     return network
 
 
-class CycleGAN(Recipe):
+class CycleGAN(ImageToImage):
     def __init__(
         self,
         image_shape: Sequence[int],
@@ -131,6 +131,13 @@ class CycleGAN(Recipe):
             "loss/discriminator_b": loss_d_b.detach(),
             **{name: value.detach() for name, value in losses.items()},
         }
+
+    def translate(self, images: torch.Tensor, direction: str) -> torch.Tensor:
+        return (self.generator_ab if direction == "AtoB" else self.generator_ba)(images)
+
+    @property
+    def size_multiple(self) -> int:
+        return 4  # two stride-2 downsamplings
 
     def visuals(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per row: real | translated | reconstructed | identity (the other generator on the real image)."""

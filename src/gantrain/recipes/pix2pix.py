@@ -16,14 +16,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from gantrain.config import AdversarialLoss, Direction, PatchDiscriminatorKind, TranslationNorm, UnetKind
+from gantrain.errors import ConfigError
 from gantrain.losses import adversarial_loss, gradient_penalty
 from gantrain.nets.init import normal_init
 from gantrain.nets.unet import UnetGenerator
-from gantrain.recipes.base import OptimizerFactory, Recipe, Step, constant_then_linear_decay, frozen
+from gantrain.recipes.base import ImageToImage, OptimizerFactory, Step, constant_then_linear_decay, frozen
 from gantrain.recipes.cyclegan import patch_discriminator
 
 
-class Pix2Pix(Recipe):
+class Pix2Pix(ImageToImage):
     def __init__(
         self,
         image_shape: Sequence[int],
@@ -45,8 +46,8 @@ class Pix2Pix(Recipe):
         super().__init__()
         channels = image_shape[0]
         norm = TranslationNorm(norm)
-        downsamplings = int(UnetKind(generator).value.removeprefix("unet_")).bit_length() - 1
-        self.generator = UnetGenerator(channels, channels, downsamplings, ngf, norm.value, use_dropout)
+        self.downsamplings = int(UnetKind(generator).value.removeprefix("unet_")).bit_length() - 1
+        self.generator = UnetGenerator(channels, channels, self.downsamplings, ngf, norm.value, use_dropout)
         self.generator.apply(normal_init)
         self.discriminator = patch_discriminator(discriminator, 2 * channels, ndf, n_layers_d, norm)
         self.gan_loss = AdversarialLoss(gan_loss)
@@ -107,6 +108,18 @@ class Pix2Pix(Recipe):
             "loss/generator_adversarial": g_adversarial.detach(),
             "loss/l1": g_l1.detach(),
         }
+
+    def translate(self, images: torch.Tensor, direction: str) -> torch.Tensor:
+        if direction != self.direction.value:
+            raise ConfigError(
+                f"This pix2pix model was trained {self.direction.value} and translates only that way: "
+                f"pass direction={self.direction.value}."
+            )
+        return self.generator(images)
+
+    @property
+    def size_multiple(self) -> int:
+        return 2**self.downsamplings  # the U-Net reduces the image to 1x1
 
     def visuals(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per row: input | output | target."""
