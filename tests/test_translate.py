@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from PIL import Image
-
 from conftest import run_cli
+from PIL import Image
+from test_translation_cli import CYCLEGAN, PIX2PIX
+
 from gantrain.recipes.base import ImageToImage
 from gantrain.translate import fit_and_translate
-from test_translation_cli import CYCLEGAN, PIX2PIX
 
 
 class Identity(ImageToImage):
