@@ -67,14 +67,14 @@ class _TranslationFolders(Dataset):
     def __init__(
         self,
         path: str | None,
-        image_size: int,
-        channels: int,
-        download: bool,
-        split: str,
-        load_size: int,
-        preprocess: str,
-        flip: bool,
-        name: str | None,
+        image_size: int = 256,
+        channels: int = 3,
+        download: bool = False,
+        split: str = "train",
+        load_size: int = 286,
+        preprocess: str = "resize_and_crop",
+        flip: bool = True,
+        name: str | None = None,
     ) -> None:
         if split not in SPLITS:
             raise DatasetError(f"dataset.split={split!r} is not supported; use dataset.split=train or test.")
@@ -103,6 +103,11 @@ class _TranslationFolders(Dataset):
         self.transform = translation_transform(
             preprocess, image_size, load_size, channels, augment=split == "train", flip=flip
         )
+        self._index_files()
+
+    def _index_files(self) -> None:
+        """List the split's image files (the layouts differ)."""
+        raise NotImplementedError
 
     def _find_root(self, path: str | None, name: str | None, download: bool) -> Path:
         """The dataset folder; a named official dataset whose folder is missing is fetched (or explained) first."""
@@ -154,21 +159,9 @@ class UnalignedFolders(_TranslationFolders):
     kind = "unaligned"
     hint = UNALIGNED_HINT
 
-    def __init__(
-        self,
-        path: str | None,
-        image_size: int = 256,
-        channels: int = 3,
-        download: bool = False,
-        split: str = "train",
-        load_size: int = 286,
-        preprocess: str = "resize_and_crop",
-        flip: bool = True,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(path, image_size, channels, download, split, load_size, preprocess, flip, name)
-        self.files_a = self._images(self.root / f"{split}A")
-        self.files_b = self._images(self.root / f"{split}B")
+    def _index_files(self) -> None:
+        self.files_a = self._images(self.root / f"{self.split}A")
+        self.files_b = self._images(self.root / f"{self.split}B")
 
     def __len__(self) -> int:
         return max(len(self.files_a), len(self.files_b))
@@ -201,19 +194,8 @@ class AlignedFolders(_TranslationFolders):
     kind = "aligned"
     hint = ALIGNED_HINT
 
-    def __init__(
-        self,
-        path: str | None,
-        image_size: int = 256,
-        channels: int = 3,
-        download: bool = False,
-        split: str = "train",
-        load_size: int = 286,
-        preprocess: str = "resize_and_crop",
-        flip: bool = True,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(path, image_size, channels, download, split, load_size, preprocess, flip, name)
+    def _index_files(self) -> None:
+        split = self.split
         folder = self.root / split
         if split == "test" and not folder.is_dir() and (self.root / "val").is_dir():
             folder = self.root / "val"
