@@ -108,7 +108,30 @@ class Recipe(nn.Module):
 
 
 class ImageToImage(Recipe):
-    """Translation families: ``translate`` maps images of one domain to the other."""
+    """Translation families: ``translate`` maps images of one domain to the other.
+
+    They train with one optimizer per group of networks and the reference's
+    schedule, constant for ``n_epochs`` then decaying over ``n_epochs_decay``.
+    """
+
+    def set_optimization(
+        self,
+        make_optimizer: OptimizerFactory,
+        groups: dict[str, Iterable[nn.Parameter]],
+        n_epochs: int,
+        n_epochs_decay: int,
+    ) -> None:
+        self._optimizers = {name: make_optimizer(parameters) for name, parameters in groups.items()}
+        self._schedulers = {
+            name: constant_then_linear_decay(optimizer, n_epochs, n_epochs_decay)
+            for name, optimizer in self._optimizers.items()
+        }
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self._optimizers
+
+    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
+        return self._schedulers
 
     def translate(self, images: torch.Tensor, direction: str) -> torch.Tensor:
         """``direction`` is "AtoB" or "BtoA"; sides must be multiples of ``size_multiple``."""

@@ -20,7 +20,7 @@ from gantrain.losses import adversarial_loss, gradient_penalty
 from gantrain.nets.init import normal_init
 from gantrain.nets.patchgan import PatchDiscriminator, PixelDiscriminator
 from gantrain.nets.resnet import ResnetGenerator
-from gantrain.recipes.base import ImageToImage, OptimizerFactory, Step, constant_then_linear_decay, frozen
+from gantrain.recipes.base import ImageToImage, OptimizerFactory, Step, frozen
 from gantrain.recipes.image_pool import ImagePool
 
 
@@ -72,24 +72,15 @@ class CycleGAN(ImageToImage):
         self.gan_loss = AdversarialLoss(gan_loss)
         self.gp_weight = gp_weight
         self.lambda_a, self.lambda_b, self.lambda_identity = lambda_a, lambda_b, lambda_identity
-        self._optimizers = {
-            "generators": make_optimizer(
-                itertools.chain(self.generator_ab.parameters(), self.generator_ba.parameters())
-            ),
-            "discriminators": make_optimizer(
-                itertools.chain(self.discriminator_a.parameters(), self.discriminator_b.parameters())
-            ),
-        }
-        self._schedulers = {
-            name: constant_then_linear_decay(optimizer, n_epochs, n_epochs_decay)
-            for name, optimizer in self._optimizers.items()
-        }
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
-
-    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-        return self._schedulers
+        self.set_optimization(
+            make_optimizer,
+            {
+                "generators": itertools.chain(self.generator_ab.parameters(), self.generator_ba.parameters()),
+                "discriminators": itertools.chain(self.discriminator_a.parameters(), self.discriminator_b.parameters()),
+            },
+            n_epochs,
+            n_epochs_decay,
+        )
 
     def discriminator_loss(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """Half the sum over real and (pooled) fake images, plus the penalty for ``wgangp``."""

@@ -20,7 +20,7 @@ from gantrain.errors import ConfigError
 from gantrain.losses import adversarial_loss, gradient_penalty
 from gantrain.nets.init import normal_init
 from gantrain.nets.unet import UnetGenerator
-from gantrain.recipes.base import ImageToImage, OptimizerFactory, Step, constant_then_linear_decay, frozen
+from gantrain.recipes.base import ImageToImage, OptimizerFactory, Step, frozen
 from gantrain.recipes.cyclegan import patch_discriminator
 
 
@@ -54,20 +54,12 @@ class Pix2Pix(ImageToImage):
         self.gp_weight = gp_weight
         self.lambda_l1 = lambda_l1
         self.direction = Direction(direction)
-        self._optimizers = {
-            "generator": make_optimizer(self.generator.parameters()),
-            "discriminator": make_optimizer(self.discriminator.parameters()),
-        }
-        self._schedulers = {
-            name: constant_then_linear_decay(optimizer, n_epochs, n_epochs_decay)
-            for name, optimizer in self._optimizers.items()
-        }
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
-
-    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-        return self._schedulers
+        self.set_optimization(
+            make_optimizer,
+            {"generator": self.generator.parameters(), "discriminator": self.discriminator.parameters()},
+            n_epochs,
+            n_epochs_decay,
+        )
 
     def train(self, mode: bool = True) -> Pix2Pix:
         """Evaluation mode leaves the generator's dropout on (the paper's noise)."""
