@@ -171,16 +171,26 @@ class ShapesDataset(Dataset):
             raise IndexError(f"Index {index} is outside the shapes dataset of {self.num_samples} samples.")
         rng = np.random.default_rng([self.seed, index])
         label = int(rng.integers(len(SHAPE_NAMES)))
-        size = rng.uniform(*SIZE_RANGE) * self.image_size
-        margin = size / 2 + 2  # keeps the anti-aliased edge, widest at the triangle's tips, off the border
-        far_edge = self.image_size - margin
-        center = (rng.uniform(margin, far_edge), rng.uniform(margin, far_edge))
+        center, size = random_placement(rng, self.image_size)
         colour = contrasting_colour(rng, self.background)
         image = render_shape(SHAPE_NAMES[label], self.image_size, center, size, colour, self.background)
-        if self.channels == 1:
-            image = (image @ LUMA_WEIGHTS)[..., np.newaxis]
-        pixels = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
-        return torch.from_numpy(pixels / np.float32(127.5) - np.float32(1.0)), label
+        return image_tensor(image, self.channels), label
+
+
+def random_placement(rng: np.random.Generator, image_size: int) -> tuple[tuple[float, float], float]:
+    """(centre, size) of a shape: size uniform in SIZE_RANGE, centre such that the shape stays inside."""
+    size = rng.uniform(*SIZE_RANGE) * image_size
+    margin = size / 2 + 2  # keeps the anti-aliased edge, widest at the triangle's tips, off the border
+    far_edge = image_size - margin
+    return (rng.uniform(margin, far_edge), rng.uniform(margin, far_edge)), size
+
+
+def image_tensor(image: np.ndarray, channels: int) -> torch.Tensor:
+    """A uint8 H x W x 3 rendering as a channels x H x W float32 tensor in [-1, 1] (1 channel: luma)."""
+    if channels == 1:
+        image = (image @ LUMA_WEIGHTS)[..., np.newaxis]
+    pixels = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
+    return torch.from_numpy(pixels / np.float32(127.5) - np.float32(1.0))
 
 
 def contrasting_colour(rng: np.random.Generator, background: tuple[int, int, int]) -> tuple[int, int, int]:

@@ -37,12 +37,12 @@ from torch.utils.data import Dataset
 
 from gantrain.data.shapes import (
     FOREGROUND_MIN_DISTANCE,
-    LUMA_WEIGHTS,
     MIN_IMAGE_SIZE,
     SHAPE_NAMES,
-    SIZE_RANGE,
     contrasting_colour,
+    image_tensor,
     judge,
+    random_placement,
     render_shape,
     shape_coverage,
 )
@@ -100,18 +100,11 @@ class _ShapesTranslation(Dataset):
 
     def _random_shape(self, kind: str, rng: np.random.Generator) -> dict:
         """Kind, colour, centre and size of one shape, drawn as ShapesDataset draws them."""
-        size = rng.uniform(*SIZE_RANGE) * self.image_size
-        margin = size / 2 + 2
-        far_edge = self.image_size - margin
-        center = (rng.uniform(margin, far_edge), rng.uniform(margin, far_edge))
+        center, size = random_placement(rng, self.image_size)
         return {"kind": kind, "colour": contrasting_colour(rng, BACKGROUND), "center": center, "size": size}
 
     def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
-        """A uint8 H x W x 3 rendering as a channels x H x W float32 tensor in [-1, 1]."""
-        if self.channels == 1:
-            image = (image @ LUMA_WEIGHTS)[..., np.newaxis]
-        pixels = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
-        return torch.from_numpy(pixels / np.float32(127.5) - np.float32(1.0))
+        return image_tensor(image, self.channels)
 
 
 class ShapesUnpaired(_ShapesTranslation):
