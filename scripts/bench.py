@@ -6,6 +6,7 @@ warm-up, in fp32 and under bf16 autocast, and prints images per second:
     python scripts/bench.py                       # all models, CPU
     python scripts/bench.py --models dcgan --steps 50 --json bench.json
     python scripts/bench.py --overrides dataset.image_size=64
+    python scripts/bench.py --models stargan --overrides dataset=shapes_attributes dataset.image_size=128 '~tuning'
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from hydra import compose, initialize_config_module
 from torch.utils.data import default_collate
 
 import gantrain.cli  # noqa: F401  (registers the config schemas and resolvers)
-from gantrain.build import build_dataset, build_recipe
+from gantrain.build import attach_labels, build_dataset, build_recipe
 from gantrain.config import Precision
 from gantrain.recipes.base import Step
 from gantrain.trainer import AUTOCAST_DTYPES, move_to, resolve_device
@@ -32,8 +33,10 @@ def bench(model: str, precision: Precision, steps: int, warmup: int, overrides: 
     torch.manual_seed(0)
     device = resolve_device(cfg.device.type)
     dataset = build_dataset(cfg)
-    batch = move_to(default_collate([dataset[i] for i in range(cfg.trainer.batch_size)]), device)
+    attach_labels(cfg, dataset, {"model": model, "dataset": "the configured dataset"})
     recipe = build_recipe(cfg).to(device)
+    dataset = recipe.training_data(dataset, seed=0)
+    batch = move_to(default_collate([dataset[i] for i in range(cfg.trainer.batch_size)]), device)
     step = Step(recipe.optimizers(), torch.amp.GradScaler(device.type, enabled=precision == Precision.fp16))
     autocast = torch.autocast(device.type, AUTOCAST_DTYPES.get(precision, torch.float32),
                               enabled=precision != Precision.fp32)
@@ -72,13 +75,13 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"{'model':<8} {'precision':<9} {'device':<6} {'size':>4} {'batch':>5} {'images/s':>9} {'ms/step':>8}")
+    print(f"{'model':<10} {'precision':<9} {'device':<6} {'size':>4} {'batch':>5} {'images/s':>9} {'ms/step':>8}")
     results = []
     for model in args.models:
         for precision in args.precisions:
             row = bench(model, Precision(precision), args.steps, args.warmup, args.overrides)
             results.append(row)
-            print(f"{model:<8} {precision:<9} {row['device']:<6} {row['image_size']:>4} {row['batch_size']:>5} "
+            print(f"{model:<10} {precision:<9} {row['device']:<6} {row['image_size']:>4} {row['batch_size']:>5} "
                   f"{row['images_per_s']:>9.1f} {row['ms_per_step']:>8.1f}", flush=True)
     if args.json:
         with open(args.json, "w") as file:

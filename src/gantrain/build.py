@@ -12,7 +12,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.data import Dataset
 
-from gantrain.errors import GantrainError
+from gantrain.config import LabelsConfig
+from gantrain.errors import ConfigError, GantrainError
 from gantrain.recipes.base import Recipe
 
 T = TypeVar("T")
@@ -41,6 +42,30 @@ def build_dataset(cfg: DictConfig, **overrides: Any) -> Dataset:
 def build_recipe(cfg: DictConfig) -> Recipe:
     """The model config's target, given the image shape and an optimizer factory."""
     return build(cfg.model, image_shape=image_shape(cfg), make_optimizer=build(cfg.optimizer))
+
+
+def pairing_error(choices: dict[str, str], needs: str, examples: str) -> ConfigError:
+    return ConfigError(
+        f"model={choices['model']} trains on {needs}, which dataset={choices['dataset']} does not provide: "
+        f"choose a dataset such as {examples}."
+    )
+
+
+def attach_labels(cfg: DictConfig, dataset: Dataset, choices: dict[str, str]) -> None:
+    """Multi-domain models are built for the dataset's labels: store them in ``model.labels``.
+
+    The stored config then rebuilds the same networks for resume and inference, without the data.
+    """
+    if "labels" not in cfg.model:
+        return
+    names = list(getattr(dataset, "label_names", None) or [])
+    if not names:
+        raise pairing_error(
+            choices,
+            "images labelled with attributes or domains",
+            "celeba (with dataset.attributes), afhq, domains, shapes_attributes, shapes_domains",
+        )
+    cfg.model.labels = LabelsConfig(names, [list(group) for group in dataset.label_groups], bool(dataset.multi_label))
 
 
 def report_user_errors(entry: Callable[..., T]) -> Callable[..., T]:

@@ -15,12 +15,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Dataset
 
-from gantrain.build import build_dataset, build_recipe, report_user_errors
+from gantrain.build import attach_labels, build_dataset, build_recipe, pairing_error, report_user_errors
 from gantrain.checkpoint import CHECKPOINT_DIR, load_checkpoint
 from gantrain.config import TrainConfig, register_configs
 from gantrain.data.shapes import ShapesDataset, judge_summary
-from gantrain.errors import CheckpointError, ConfigError
-from gantrain.recipes.base import NoiseToImage, Recipe
+from gantrain.errors import CheckpointError
+from gantrain.recipes.base import MultiDomain, NoiseToImage, Recipe
 from gantrain.trainer import Trainer
 
 
@@ -72,15 +72,14 @@ def config_for_resume(cfg: DictConfig, state: dict[str, Any], overrides: list[st
 
 
 def check_pairing(dataset: Dataset, recipe: Recipe, choices: dict[str, str]) -> None:
-    """Translation models need A/B items, noise-to-image models plain images."""
-    translates = not isinstance(recipe, NoiseToImage)
+    """Translation models need A/B items, the others (image, label) items."""
+    translates = not isinstance(recipe, (NoiseToImage, MultiDomain))
     if translates != isinstance(dataset[0], dict):
         needs = "A/B image pairs" if translates else "single images"
-        examples = "shapes_unpaired, shapes_paired, horse2zebra, facades" if translates else "shapes, mnist, folder"
-        raise ConfigError(
-            f"model={choices['model']} trains on {needs}, which dataset={choices['dataset']} does not provide: "
-            f"choose a dataset such as {examples}."
+        examples = (
+            "shapes_unpaired, shapes_paired, horse2zebra, facades" if translates else "shapes, mnist, folder"
         )
+        raise pairing_error(choices, needs, examples)
 
 
 def seed_everything(seed: int) -> None:
@@ -105,6 +104,7 @@ def train(cfg: DictConfig) -> None:
 
     seed_everything(cfg.seed)
     dataset = build_dataset(cfg)
+    attach_labels(cfg, dataset, choices)
     recipe = build_recipe(cfg)
     check_pairing(dataset, recipe, choices)
     trainer = Trainer(
@@ -116,7 +116,13 @@ def train(cfg: DictConfig) -> None:
     )
     judge = judge_summary if isinstance(dataset, ShapesDataset) else None
     visual_dataset = build_dataset(cfg, split="test") if "split" in cfg.dataset else dataset
-    result = trainer.fit(recipe, dataset, resume_state, judge=judge, visual_dataset=visual_dataset)
+    result = trainer.fit(
+        recipe,
+        recipe.training_data(dataset),
+        resume_state,
+        judge=judge,
+        visual_dataset=recipe.training_data(visual_dataset, seed=cfg.seed),
+    )
     if result.interrupted_by is not None:
         raise SystemExit(128 + result.interrupted_by)
 

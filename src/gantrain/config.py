@@ -118,6 +118,47 @@ class ShapesTranslationConfig(DatasetConfig):
     seed: int = 0
 
 
+CELEBA_DEFAULT_ATTRIBUTES = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]  # StarGAN's choice
+CELEBA_HAIR_COLOURS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair"]
+
+
+@dataclass
+class CelebAConfig(DatasetConfig):
+    """Aligned CelebA; with ``attributes`` each image is labelled by those of the 40 attributes."""
+
+    _target_: str = "gantrain.data.images.celeba"
+    image_size: int = 64
+    attributes: list[str] = field(default_factory=list)  # empty: unlabelled faces (DCGAN)
+    # attributes of which a face has at most one: set one-hot when translating to one of them
+    exclusive_groups: list[list[str]] = field(default_factory=lambda: [list(CELEBA_HAIR_COLOURS)])
+    split: str = "train"  # train, test (StarGAN's 2,000 held-out faces) or all
+    flip: bool = False
+
+
+@dataclass
+class DomainsConfig(DatasetConfig):
+    """One folder per domain under ``path/<split>/`` (afhq, celeba_hq, RaFD)."""
+
+    _target_: str = "gantrain.data.domains.DomainFolders"
+    image_size: int = 256
+    split: str = "train"  # train or test (``val`` is used when there is no ``test`` folder)
+    flip: bool = True
+    # probability of a random 80-100% crop (aspect 0.9-1.1) before resizing, StarGAN v2's augmentation
+    random_crop_probability: float = 0.0
+    balanced: bool = True  # every domain as often as the largest one in each epoch
+
+
+class LabelKind(str, Enum):
+    attributes = "attributes"  # several binary attributes per image (multi-hot label)
+    domains = "domains"  # exactly one domain per image (integer label)
+
+
+@dataclass
+class ShapesAttributesConfig(ShapesTranslationConfig):
+    _target_: str = "gantrain.data.shapes_attributes.ShapesAttributes"
+    labels: LabelKind = LabelKind.attributes
+
+
 @dataclass
 class AdamConfig:
     _target_: str = "torch.optim.Adam"
@@ -257,6 +298,53 @@ class Pix2PixModelConfig(TranslationModelConfig):
 
 
 @dataclass
+class LabelsConfig:
+    """The label layout a multi-domain model was trained with; filled in from the dataset at start-up."""
+
+    names: list[str] = field(default_factory=list)
+    groups: list[list[str]] = field(default_factory=list)  # mutually exclusive attributes
+    multi_label: bool = True  # attributes (multi-hot) rather than one domain per image
+
+
+@dataclass
+class StarGANModelConfig:
+    """StarGAN (Choi et al. 2018; yunjey/stargan)."""
+
+    _target_: str = "gantrain.recipes.stargan.StarGAN"
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
+    ngf: int = 64
+    ndf: int = 64
+    n_blocks: int = 6  # generator residual blocks
+    d_layers: int = 6  # discriminator stride-2 convolutions: image_size / 2**d_layers is the last map
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    lambda_gp: float = 10.0
+    n_critic: int = 5  # discriminator steps per generator step
+    n_steps: int = 100000  # steps at the initial learning rate ...
+    n_steps_decay: int = 100000  # ... then steps of linear decay to zero
+
+
+@dataclass
+class StarGANv2ModelConfig:
+    """StarGAN v2 (Choi et al. 2020), built from the paper."""
+
+    _target_: str = "gantrain.recipes.stargan_v2.StarGANv2"
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
+    latent_dim: int = 16
+    style_dim: int = 64
+    mapping_width: int = 512
+    base_width: int | None = None  # widest layers' start: 2**14 / image_size when unset
+    max_width: int = 512
+    lambda_r1: float = 1.0
+    lambda_style: float = 1.0
+    lambda_diversity: float = 1.0  # 2 for AFHQ; decays linearly to 0 over diversity_decay_steps
+    diversity_decay_steps: int = 100000
+    lambda_cycle: float = 1.0
+    mapping_lr: float = 1e-6
+    ema_decay: float = 0.999
+
+
+@dataclass
 class TrainConfig:
     # each option of these groups brings its own schema through its defaults list
     model: Any = MISSING
@@ -282,7 +370,13 @@ class TranslateConfig:
     checkpoint: str = MISSING
     input: str = MISSING  # an image file or a folder (searched recursively)
     output: str = "translated"
-    direction: Direction = Direction.AtoB
+    direction: Direction = Direction.AtoB  # CycleGAN and pix2pix
+    # StarGAN: attribute names to switch on ("-Name" switches one off), or a domain;
+    # StarGAN v2: the target domain
+    target: str | None = None
+    reference: str | None = None  # StarGAN v2: an image or folder whose styles are copied
+    num_styles: int = 1  # StarGAN v2 without references: random styles per input
+    seed: int = 0  # for the random styles
     side_by_side: bool = False  # also write input | output images
     batch_size: int = 8  # images of the same size are translated together
     device: DeviceType = DeviceType.auto
@@ -300,6 +394,9 @@ def register_configs() -> None:
     store.store(group="dataset", name="shapes_schema", node=ShapesConfig)
     store.store(group="dataset", name="translation_schema", node=TranslationDatasetConfig)
     store.store(group="dataset", name="shapes_translation_schema", node=ShapesTranslationConfig)
+    store.store(group="dataset", name="celeba_schema", node=CelebAConfig)
+    store.store(group="dataset", name="domains_schema", node=DomainsConfig)
+    store.store(group="dataset", name="shapes_attributes_schema", node=ShapesAttributesConfig)
     store.store(group="optimizer", name="adam_schema", node=AdamConfig)
     store.store(group="optimizer", name="rmsprop_schema", node=RMSpropConfig)
     for name, node in {
@@ -309,5 +406,7 @@ def register_configs() -> None:
         "wgan_gp": WGANGPModelConfig,
         "cyclegan": CycleGANModelConfig,
         "pix2pix": Pix2PixModelConfig,
+        "stargan": StarGANModelConfig,
+        "stargan_v2": StarGANv2ModelConfig,
     }.items():
         store.store(group="model", name=f"{name}_schema", node=node)

@@ -76,6 +76,16 @@ def gradient_penalty(
     return ((norms - 1.0) ** 2).mean()
 
 
+def r1_penalty(real_scores: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """0.5 E[||grad D(x)||^2] on real images (Mescheder et al. 2018), unweighted.
+
+    ``real`` must have had ``requires_grad_()`` set before D scored it.  The squared
+    norm is summed in fp32 so that it stays exact under autocast.
+    """
+    (gradients,) = torch.autograd.grad(real_scores.sum(), real, create_graph=True)
+    return 0.5 * gradients.float().pow(2).flatten(1).sum(1).mean()
+
+
 @torch.no_grad()
 def clip_weights(module: nn.Module, clip_value: float) -> None:
     """Clamp every parameter to [-c, c]: WGAN's crude way to keep the critic Lipschitz."""

@@ -271,7 +271,7 @@ class Trainer:
                     self.scaler.update()
                     step += 1
                     progress.update(1)
-                    if step % steps_per_epoch == 0:  # learning-rate schedules count epochs
+                    if recipe.schedule_per_step or step % steps_per_epoch == 0:
                         for scheduler in recipe.schedulers().values():
                             scheduler.step()
 

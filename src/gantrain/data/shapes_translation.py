@@ -175,8 +175,8 @@ def judge_unpaired(
             f"got {tuple(inputs.shape)} and {tuple(outputs.shape)}."
         )
     shape_correct = judge(outputs).numpy() == SHAPE_NAMES.index(target_kind)
-    input_colours, input_centroids = _foreground_colours_and_centroids(inputs)
-    output_colours, output_centroids = _foreground_colours_and_centroids(outputs)
+    input_colours, input_centroids = foreground_colours_and_centroids(inputs)
+    output_colours, output_centroids = foreground_colours_and_centroids(outputs)
     # Images without foreground have NaN measurements, which compare as not kept.
     colour_kept = np.abs(output_colours - input_colours).max(axis=1) <= COLOUR_TOLERANCE
     position_kept = np.linalg.norm(output_centroids - input_centroids, axis=1) <= POSITION_TOLERANCE
@@ -189,17 +189,14 @@ def judge_unpaired(
     return {name: float(kept.mean()) for name, kept in shares.items()}
 
 
-def _foreground_colours_and_centroids(images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def foreground_colours_and_centroids(images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Per image: the foreground's median colour in [0, 1] (N x C) and centroid as a share of the size (N x 2)."""
-    unit_images = (images.detach().cpu().double().numpy() + 1.0) / 2
-    edges = (unit_images[..., 0, :], unit_images[..., -1, :], unit_images[..., :, 0], unit_images[..., :, -1])
-    backgrounds = np.median(np.concatenate(edges, axis=-1), axis=-1)
+    unit_images, distances = foreground_distances(images)
     height, width = unit_images.shape[-2:]
     pixel_centres = np.indices((height, width)) + 0.5
     colours = np.full(unit_images.shape[:2], np.nan)
     centroids = np.full((len(unit_images), 2), np.nan)
-    for number, (image, background) in enumerate(zip(unit_images, backgrounds)):
-        distance = np.abs(image - background[:, np.newaxis, np.newaxis]).max(axis=0)
+    for number, (image, distance) in enumerate(zip(unit_images, distances)):
         foreground = distance > FOREGROUND_MIN_DISTANCE
         if foreground.any():
             core = distance >= np.median(distance[foreground])
@@ -207,6 +204,18 @@ def _foreground_colours_and_centroids(images: torch.Tensor) -> tuple[np.ndarray,
             rows, columns = pixel_centres[:, foreground].mean(axis=1)
             centroids[number] = (columns / width, rows / height)
     return colours, centroids
+
+
+def foreground_distances(images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The images scaled to [0, 1], and each pixel's largest channel difference from the border median (N x H x W).
+
+    The border's per-channel median is the background colour, as in
+    :func:`gantrain.data.shapes.judge`.
+    """
+    unit_images = (images.detach().cpu().double().numpy() + 1.0) / 2
+    edges = (unit_images[..., 0, :], unit_images[..., -1, :], unit_images[..., :, 0], unit_images[..., :, -1])
+    backgrounds = np.median(np.concatenate(edges, axis=-1), axis=-1)
+    return unit_images, np.abs(unit_images - backgrounds[..., np.newaxis, np.newaxis]).max(axis=1)
 
 
 def judge_paired(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:

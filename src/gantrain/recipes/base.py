@@ -8,13 +8,16 @@ else (device, precision, logging, checkpoints, resume) is the trainer's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
+from torch.utils.data import Dataset
+
+from gantrain.labels import LabelSpec
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -22,25 +25,28 @@ FIXED_NOISE_SEED = 1234  # the same noise for every run, so sample grids compare
 
 
 class Step:
-    """Backward and update for one named optimizer, with the run's gradient scaler.
+    """Backward and update for named optimizers, with the run's gradient scaler.
 
-    Recipes call ``step("discriminator", loss)`` in their own update order.  Gradients
-    are cleared before (nothing left by another network's update leaks in) and after
-    (no memory held between updates).
+    Recipes call ``step("discriminator", loss)`` in their own update order, or
+    ``step(("generator", "mapping"), loss)`` to update several networks from one loss.
+    Gradients are cleared before (nothing left by another network's update leaks in)
+    and after (no memory held between updates).
     """
 
     def __init__(self, optimizers: dict[str, torch.optim.Optimizer], scaler: torch.amp.GradScaler):
         self.optimizers = optimizers
         self.scaler = scaler
 
-    def __call__(self, name: str, loss: torch.Tensor) -> None:
-        optimizer = self.optimizers[name]
-        optimizer.zero_grad(set_to_none=True)
+    def __call__(self, names: str | Sequence[str], loss: torch.Tensor) -> None:
+        optimizers = [self.optimizers[name] for name in ((names,) if isinstance(names, str) else names)]
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
         # the backward pass runs outside autocast, as the PyTorch AMP notes recommend
         with torch.autocast(loss.device.type, enabled=False):
             self.scaler.scale(loss).backward()
-        self.scaler.step(optimizer)
-        optimizer.zero_grad(set_to_none=True)
+        for optimizer in optimizers:
+            self.scaler.step(optimizer)
+            optimizer.zero_grad(set_to_none=True)
 
 
 @contextmanager
@@ -77,12 +83,23 @@ def warmed_up_ema(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.T
 class Recipe(nn.Module):
     """Base class of every GAN family."""
 
+    schedule_per_step = False
+    """Whether ``schedulers`` count training steps (StarGAN) rather than epochs (CycleGAN)."""
+
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 
     def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-        """Learning-rate schedules, stepped by the trainer once per epoch."""
+        """Learning-rate schedules, stepped by the trainer once per epoch (or step)."""
         return {}
+
+    def training_data(self, dataset: Dataset, seed: int | None = None) -> Dataset:
+        """The dataset as this recipe's batches need it (StarGAN v2 adds reference images).
+
+        ``seed`` fixes any extra random draws, for the fixed sample batch; without it
+        they come from the global RNG, which checkpoints keep.
+        """
+        return dataset
 
     def train_step(self, batch: Any, step: Step) -> dict[str, torch.Tensor]:
         """One update on a batch as the dataset collates it; returns detached scalars to log.
@@ -143,6 +160,35 @@ class ImageToImage(Recipe):
         raise NotImplementedError
 
 
+class MultiDomain(Recipe):
+    """Families that translate images to named target attributes or domains (StarGAN, StarGAN v2).
+
+    Their networks work at the training ``image_size``; other sizes are resized to it.
+    """
+
+    uses_references = False
+    """Whether ``translate_named`` can take the style of reference images (StarGAN v2)."""
+
+    def __init__(self, labels: LabelSpec, image_shape: Sequence[int]):
+        super().__init__()
+        self.labels = labels
+        self.image_size = int(image_shape[-1])
+
+    def translate_named(
+        self,
+        images: torch.Tensor,
+        target: Sequence[str],
+        references: torch.Tensor | None = None,
+        num_styles: int = 1,
+    ) -> torch.Tensor:
+        """N x K x C x H x W translations of ``image_size`` images to the ``target`` names.
+
+        K is 1, or the number of ``references`` whose style is copied, or ``num_styles``
+        random styles; only families with ``uses_references`` take the last two.
+        """
+        raise NotImplementedError
+
+
 class NoiseToImage(Recipe):
     """Unconditional families: a generator from noise and a discriminator (or critic)."""
 
@@ -171,7 +217,9 @@ class NoiseToImage(Recipe):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._optimizers
 
-    def noise(self, count: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+    def noise(
+        self, count: int, device: torch.device, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         if generator is None:
             return torch.randn(count, self.nz, device=device)
         return torch.randn(count, self.nz, generator=generator).to(device)
