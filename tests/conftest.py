@@ -32,9 +32,10 @@ def tiny(model: str, *extra: str) -> list[str]:
     return [f"model={model}", *TINY, *TINY_MODEL[model], *extra]
 
 
-def run_cli(*args: str, cwd: Path, module: str = "gantrain", check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    """``python -m <module> args`` in ``cwd``, as a user would type it."""
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+def run_cli(*args: str, cwd: Path, module: str = "gantrain", check: bool = True, env: dict[str, str] | None = None,
+            **kwargs) -> subprocess.CompletedProcess:
+    """``python -m <module> args`` in ``cwd``, as a user would type it (in ``env``, default this process's)."""
+    env = {k: v for k, v in (os.environ if env is None else env).items() if k != "HYDRA_FULL_ERROR"}
     result = subprocess.run(
         [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False, **kwargs
     )

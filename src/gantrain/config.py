@@ -362,7 +362,7 @@ class SampleConfig:
     output: str = "samples"
     num_samples: int = 64
     seed: int = 0
-    device: DeviceType = DeviceType.auto
+    device: DeviceConfig = field(default_factory=DeviceConfig)  # the same group as training: device=cpu
 
 
 @dataclass
@@ -379,7 +379,7 @@ class TranslateConfig:
     seed: int = 0  # for the random styles
     side_by_side: bool = False  # also write input | output images
     batch_size: int = 8  # images of the same size are translated together
-    device: DeviceType = DeviceType.auto
+    device: DeviceConfig = field(default_factory=DeviceConfig)
 
 
 def register_configs() -> None:

@@ -32,7 +32,7 @@ def sample(cfg: DictConfig) -> dict[str, float] | None:
     if not isinstance(recipe, NoiseToImage):
         raise ConfigError(f"gantrain-sample draws from noise; the {state['choices']['model']} model translates images.")
     recipe.load_state_dict(state["recipe"])
-    recipe.to(resolve_device(cfg.device)).eval()
+    recipe.to(resolve_device(cfg.device.type)).eval()
 
     generator = torch.Generator().manual_seed(cfg.seed)
     images = torch.cat([recipe.sample(min(256, cfg.num_samples - i), generator) for i in range(0, cfg.num_samples, 256)])

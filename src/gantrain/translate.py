@@ -146,7 +146,7 @@ def translate(cfg: DictConfig) -> list[Path]:
     recipe = build_recipe(train_cfg)
     check_request(cfg, recipe, state["choices"]["model"])
     recipe.load_state_dict(state["recipe"])
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device.type)
     recipe.to(device).eval()
 
     channels = train_cfg.dataset.channels
