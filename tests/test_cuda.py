@@ -1,0 +1,61 @@
+"""Every model trains on a CUDA card through the real CLI, in each precision, and its checkpoint serves on the CPU.
+
+Skipped without a GPU (CI has none); ``scripts/gpu_check.sh`` runs these on a lent card.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+from PIL import Image
+from conftest import read_events, run_cli, tiny
+from test_multidomain_cli import SHAPES, STARGAN, STARGAN_V2
+from test_translation_cli import CYCLEGAN, PIX2PIX
+
+from gantrain.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def on_cuda(args: list[str]) -> list[str]:
+    return [arg for arg in args if arg != "device=cpu"] + ["device=cuda"]
+
+
+MODELS = {
+    **{model: on_cuda(tiny(model)) for model in ("gan", "dcgan", "wgan", "wgan_gp")},
+    "cyclegan": on_cuda([*CYCLEGAN, "dataset=shapes_unpaired", "dataset.num_samples=64"]),
+    "pix2pix": on_cuda([*PIX2PIX, "dataset=shapes_paired", "dataset.num_samples=64"]),
+    "stargan": on_cuda([*STARGAN, "dataset=shapes_attributes", *SHAPES]),
+    "stargan_v2": on_cuda([*STARGAN_V2, "dataset=shapes_domains", *SHAPES]),
+}
+
+
+SERVE = {
+    "gan": ("gantrain.sample", ["output=served", "num_samples=4"]),
+    "cyclegan": ("gantrain.translate", ["input=inputs", "output=served"]),
+    "stargan": ("gantrain.translate", ["input=inputs", "output=served", "target=blue,square"]),
+    "stargan_v2": ("gantrain.translate", ["input=inputs", "output=served", "target=blue_square", "num_styles=2"]),
+}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+@pytest.mark.parametrize("model", MODELS)
+def test_model_trains_on_cuda_resumes_and_serves_on_the_cpu(model, precision, workdir):
+    args = [*MODELS[model], f"device.precision={precision}"]
+    run_cli(*args, "trainer.max_steps=4", "trainer.checkpoint_every=2", "hydra.run.dir=run", cwd=workdir)
+    run_cli("resume=run", "trainer.max_steps=6", cwd=workdir)
+    scalars, _ = read_events(workdir / "run")
+    losses = [value for tag, values in scalars.items() if tag.startswith("loss/") for value in values.values()]
+    assert losses and all(math.isfinite(value) for value in losses)
+    assert max(scalars["loss/discriminator"]) == 6
+    assert load_checkpoint(workdir / "run")["step"] == 6
+
+    module, serve_args = SERVE.get(model, SERVE["gan" if model in ("dcgan", "wgan", "wgan_gp") else "cyclegan"])
+    (workdir / "inputs").mkdir()
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(workdir / "inputs" / "red.png")
+    without_gpu = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    run_cli("checkpoint=run", "device=cpu", *serve_args, module=module, cwd=workdir, env=without_gpu)
+    assert list((workdir / "served").glob("*.png"))
