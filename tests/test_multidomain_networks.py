@@ -103,6 +103,15 @@ def test_stargan_generator_layout_follows_the_reference():
     assert all(n.affine and n.track_running_stats for n in norms)
 
 
+def test_stargan_generator_batch_norm_option_swaps_every_norm_and_keeps_the_parameter_count():
+    generator = StarGANGenerator(num_labels=5, norm="batch")
+    assert count(generator) == 8_430_528
+    assert not any(isinstance(m, nn.InstanceNorm2d) for m in generator.modules())
+    assert len([m for m in generator.modules() if isinstance(m, nn.BatchNorm2d)]) == 5 + 2 * 6
+    with pytest.raises(ValueError, match="instance or batch"):
+        StarGANGenerator(num_labels=5, norm="group")
+
+
 def test_stargan_generator_output_depends_on_the_target_label():
     torch.manual_seed(0)
     generator = StarGANGenerator(num_labels=2, ngf=8, n_blocks=1)

@@ -239,6 +239,11 @@ class TranslationNorm(str, Enum):
     none = "none"
 
 
+class StarGANNorm(str, Enum):
+    instance = "instance"  # the reference's
+    batch = "batch"
+
+
 class PatchDiscriminatorKind(str, Enum):
     basic = "basic"  # the 70x70 PatchGAN (3 layers)
     n_layers = "n_layers"  # a PatchGAN with model.n_layers_d layers
@@ -315,6 +320,7 @@ class StarGANModelConfig:
     ngf: int = 64
     ndf: int = 64
     n_blocks: int = 6  # generator residual blocks
+    norm: StarGANNorm = StarGANNorm.instance  # generator normalisation
     d_layers: int = 6  # discriminator stride-2 convolutions: image_size / 2**d_layers is the last map
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0

@@ -11,25 +11,32 @@ import torch
 from torch import nn
 
 
-def _norm(width: int) -> nn.InstanceNorm2d:
-    """Instance norm with a learned scale and running statistics, as in the reference.
+def _norm(width: int, kind: str = "instance") -> nn.Module:
+    """Instance norm with a learned scale and running statistics, as in the reference, or batch norm.
 
-    The running statistics are used only in eval mode; training normalises each image by itself.
+    The running statistics of instance norm are used only in eval mode; training normalises
+    each image by itself, which removes a spatially constant label channel everywhere except
+    near the zero-padded borders. Batch norm keeps the label's per-image shift, which helps on
+    images whose content lies far from the borders (the embedded shapes).
     """
-    return nn.InstanceNorm2d(width, affine=True, track_running_stats=True)
+    if kind == "instance":
+        return nn.InstanceNorm2d(width, affine=True, track_running_stats=True)
+    if kind == "batch":
+        return nn.BatchNorm2d(width)
+    raise ValueError(f"unknown StarGAN norm {kind!r}; expected instance or batch")
 
 
 class StarGANResidualBlock(nn.Module):
     """x + (conv3x3, IN, ReLU, conv3x3, IN)(x) with zero padding and no conv biases."""
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, norm: str = "instance"):
         super().__init__()
         self.block = nn.Sequential(
             nn.Conv2d(width, width, 3, padding=1, bias=False),
-            _norm(width),
+            _norm(width, norm),
             nn.ReLU(True),
             nn.Conv2d(width, width, 3, padding=1, bias=False),
-            _norm(width),
+            _norm(width, norm),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -45,24 +52,26 @@ class StarGANGenerator(nn.Module):
     make the generator ignore the labels. Image sides must be multiples of 4.
     """
 
-    def __init__(self, num_labels: int, channels: int = 3, ngf: int = 64, n_blocks: int = 6):
+    def __init__(
+        self, num_labels: int, channels: int = 3, ngf: int = 64, n_blocks: int = 6, norm: str = "instance"
+    ):
         super().__init__()
         self.num_labels = num_labels
         layers: list[nn.Module] = [
             nn.Conv2d(channels + num_labels, ngf, 7, padding=3, bias=False),
-            _norm(ngf),
+            _norm(ngf, norm),
             nn.ReLU(True),
         ]
         width = ngf
         for _ in range(2):
-            layers += [nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False), _norm(2 * width)]
+            layers += [nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False), _norm(2 * width, norm)]
             layers.append(nn.ReLU(True))
             width *= 2
-        layers += [StarGANResidualBlock(width) for _ in range(n_blocks)]
+        layers += [StarGANResidualBlock(width, norm) for _ in range(n_blocks)]
         for _ in range(2):
             layers += [
                 nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1, bias=False),
-                _norm(width // 2),
+                _norm(width // 2, norm),
                 nn.ReLU(True),
             ]
             width //= 2

@@ -36,6 +36,7 @@ class StarGAN(MultiDomain):
         ngf: int = 64,
         ndf: int = 64,
         n_blocks: int = 6,
+        norm: str = "instance",
         d_layers: int = 6,
         lambda_cls: float = 1.0,
         lambda_rec: float = 10.0,
@@ -46,7 +47,7 @@ class StarGAN(MultiDomain):
     ):
         super().__init__(label_spec(**labels), image_shape)
         channels, image_size = image_shape[0], image_shape[-1]
-        self.generator = StarGANGenerator(self.labels.size, channels, ngf, n_blocks)
+        self.generator = StarGANGenerator(self.labels.size, channels, ngf, n_blocks, norm)
         self.discriminator = StarGANDiscriminator(self.labels.size, image_size, channels, ndf, d_layers)
         self.lambda_cls, self.lambda_rec, self.lambda_gp = lambda_cls, lambda_rec, lambda_gp
         self.n_critic = n_critic
