@@ -21,8 +21,8 @@ from omegaconf import OmegaConf
 import gantrain.cli  # noqa: F401  (registers the config schemas)
 from gantrain.build import build_dataset, build_recipe
 from gantrain.checkpoint import load_checkpoint
-from gantrain.data.shapes_attributes import COLOUR_NAMES, ShapesAttributes, judge_attributes
 from gantrain.data.shapes import SHAPE_NAMES
+from gantrain.data.shapes_attributes import COLOUR_NAMES, ShapesAttributes, judge_attributes
 from gantrain.recipes.stargan import StarGAN
 
 

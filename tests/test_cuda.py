@@ -10,8 +10,8 @@ import os
 
 import pytest
 import torch
-from PIL import Image
 from conftest import read_events, run_cli, tiny
+from PIL import Image
 from test_multidomain_cli import SHAPES, STARGAN, STARGAN_V2
 from test_translation_cli import CYCLEGAN, PIX2PIX
 
