@@ -13,14 +13,9 @@ held-out image of the target domain (reference-guided).
 
 from __future__ import annotations
 
-import argparse
-
 import torch
-from omegaconf import OmegaConf
+from judging import load_run, print_scores
 
-import gantrain.cli  # noqa: F401  (registers the config schemas)
-from gantrain.build import build_dataset, build_recipe
-from gantrain.checkpoint import load_checkpoint
 from gantrain.data.shapes import SHAPE_NAMES
 from gantrain.data.shapes_attributes import COLOUR_NAMES, ShapesAttributes, judge_attributes
 from gantrain.recipes.stargan import StarGAN
@@ -56,24 +51,11 @@ def translations(recipe, dataset: ShapesAttributes, images, targets, guide: str)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", help="a run directory or checkpoint file")
-    parser.add_argument("--count", type=int, default=256, help="held-out images to translate")
-    args = parser.parse_args()
-
-    state = load_checkpoint(args.checkpoint)
-    cfg = OmegaConf.create(state["config"])
-    dataset = build_dataset(cfg, split="test")
+    count, state, dataset, untrained, trained = load_run(__doc__)
     if not isinstance(dataset, ShapesAttributes):
         raise SystemExit("judge_multidomain.py scores runs on dataset=shapes_attributes or dataset=shapes_domains.")
-    count = min(args.count, len(dataset))
     images = torch.stack([dataset[i][0] for i in range(count)])
     targets = one_change_targets([dataset.attributes(i) for i in range(count)])
-
-    torch.manual_seed(cfg.seed)
-    untrained = build_recipe(cfg)
-    trained = build_recipe(cfg)
-    trained.load_state_dict(state["recipe"])
     guides = ["labels"] if isinstance(trained, StarGAN) else ["latent", "reference"]
     rows = {}
     for label, recipe in (("untrained", untrained), (f"step {state['step']}", trained)):
@@ -83,11 +65,8 @@ def main() -> None:
             items = torch.tensor([item for item, _, _ in targets])
             scores = judge_attributes(images[items], outputs, [c for _, c, _ in targets], [s for _, _, s in targets])
             rows[label if len(guides) == 1 else f"{label} {guide}"] = scores
-    names = list(next(iter(rows.values())))
-    print(f"{state['choices']['model']} on {state['choices']['dataset']}: {count} held-out images, {len(targets)} translations")
-    print(f"{'':<24}" + "".join(f"{name:>16}" for name in names))
-    for label, row in rows.items():
-        print(f"{label:<24}" + "".join(f"{row[name]:>16.3f}" for name in names))
+    title = f"{state['choices']['model']} on {state['choices']['dataset']}: {count} held-out images"
+    print_scores(f"{title}, {len(targets)} translations", rows)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,10 @@ PSNR against the known target for ``shapes_paired``.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
-from omegaconf import OmegaConf
+from judging import load_run, print_scores
 from torch.utils.data import default_collate
 
-import gantrain.cli  # noqa: F401  (registers the config schemas)
-from gantrain.build import build_dataset, build_recipe
-from gantrain.checkpoint import load_checkpoint
 from gantrain.data.shapes_translation import ShapesPaired, ShapesUnpaired, judge_paired, judge_unpaired
 
 
@@ -32,28 +27,12 @@ def scores(recipe, batch: dict[str, torch.Tensor], dataset) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", help="a run directory or checkpoint file")
-    parser.add_argument("--count", type=int, default=256, help="held-out items to translate")
-    args = parser.parse_args()
-
-    state = load_checkpoint(args.checkpoint)
-    cfg = OmegaConf.create(state["config"])
-    dataset = build_dataset(cfg, split="test")
+    count, state, dataset, untrained, trained = load_run(__doc__)
     if not isinstance(dataset, (ShapesUnpaired, ShapesPaired)):
         raise SystemExit("judge_translation.py scores runs on dataset=shapes_unpaired or dataset=shapes_paired.")
-    batch = default_collate([dataset[i] for i in range(min(args.count, len(dataset)))])
-
-    torch.manual_seed(cfg.seed)
-    untrained = build_recipe(cfg)
-    trained = build_recipe(cfg)
-    trained.load_state_dict(state["recipe"])
+    batch = default_collate([dataset[i] for i in range(count)])
     rows = {"untrained": scores(untrained, batch, dataset), f"step {state['step']}": scores(trained, batch, dataset)}
-    names = list(next(iter(rows.values())))
-    print(f"{state['choices']['model']} on {state['choices']['dataset']}, {len(batch['A'])} held-out items")
-    print(f"{'':<12}" + "".join(f"{name:>15}" for name in names))
-    for label, row in rows.items():
-        print(f"{label:<12}" + "".join(f"{row[name]:>15.3f}" for name in names))
+    print_scores(f"{state['choices']['model']} on {state['choices']['dataset']}, {count} held-out items", rows)
 
 
 if __name__ == "__main__":
