@@ -89,6 +89,18 @@ def test_stargan_updates_the_generator_every_n_critic_steps():
     assert "loss/generator" in reloaded.train_step(batch, step_for(reloaded))
 
 
+def test_stargan_identity_loss_is_optional_and_measures_the_unchanged_translation():
+    torch.manual_seed(0)
+    batch = attribute_batch()
+    paper = stargan(n_critic=1)
+    assert "loss/identity" not in paper.train_step(batch, step_for(paper))
+    recipe = stargan(n_critic=1, lambda_identity=1.0)
+    with torch.no_grad():
+        expected = nn.functional.l1_loss(recipe.generator(batch[0], recipe.labels.condition(batch[1])), batch[0])
+    # the generator's batch statistics are the same in this forward pass and in the step's
+    assert recipe.train_step(batch, step_for(recipe))["loss/identity"] == pytest.approx(expected.item(), rel=1e-5)
+
+
 def test_stargan_learning_rate_falls_linearly_over_the_last_steps():
     recipe = stargan(n_steps=3, n_steps_decay=4)
     scheduler, optimizer = recipe.schedulers()["generator"], recipe.optimizers()["generator"]

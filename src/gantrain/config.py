@@ -325,6 +325,7 @@ class StarGANModelConfig:
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
+    lambda_identity: float = 0.0  # L1(G(x, c_org), x); not in the paper, off by default
     n_critic: int = 5  # discriminator steps per generator step
     n_steps: int = 100000  # steps at the initial learning rate ...
     n_steps_decay: int = 100000  # ... then steps of linear decay to zero

@@ -4,7 +4,10 @@ Follows yunjey/stargan: the target label is replicated over the image and fed
 to the generator; the discriminator scores patches as real or fake and
 classifies the image's labels.  Losses: WGAN-GP (lambda_gp 10), classification
 (BCE summed over attributes, or cross-entropy over domains; lambda_cls 1) and
-reconstruction L1(x, G(G(x, c_trg), c_org)) (lambda_rec 10).  The discriminator
+reconstruction L1(x, G(G(x, c_trg), c_org)) (lambda_rec 10).  An identity term
+L1(x, G(x, c_org)) is optional (``lambda_identity``, 0 as in the paper): the
+reconstruction loss alone is also met by a generator that applies a geometric
+involution, such as mirroring the object, whatever the target.  The discriminator
 steps every iteration, the generator every ``n_critic``-th.  The learning rate
 falls linearly to zero over the last ``n_steps_decay`` steps, as the paper says
 (the reference code's decay shrinks the rate by a fraction of itself instead).
@@ -41,6 +44,7 @@ class StarGAN(MultiDomain):
         lambda_cls: float = 1.0,
         lambda_rec: float = 10.0,
         lambda_gp: float = 10.0,
+        lambda_identity: float = 0.0,
         n_critic: int = 5,
         n_steps: int = 100000,
         n_steps_decay: int = 100000,
@@ -50,6 +54,7 @@ class StarGAN(MultiDomain):
         self.generator = StarGANGenerator(self.labels.size, channels, ngf, n_blocks, norm)
         self.discriminator = StarGANDiscriminator(self.labels.size, image_size, channels, ndf, d_layers)
         self.lambda_cls, self.lambda_rec, self.lambda_gp = lambda_cls, lambda_rec, lambda_gp
+        self.lambda_identity = lambda_identity
         self.n_critic = n_critic
         self.discriminator_steps = 0
         self._optimizers = {
@@ -99,15 +104,17 @@ class StarGAN(MultiDomain):
             adversarial = wasserstein_generator_loss(fake_scores)
             fake_classification = self.classification_loss(fake_logits, target_labels)
             reconstruction = F.l1_loss(self.generator(fake, condition), real)
-            step(
-                "generator",
-                adversarial + self.lambda_cls * fake_classification + self.lambda_rec * reconstruction,
-            )
+            total = adversarial + self.lambda_cls * fake_classification + self.lambda_rec * reconstruction
             metrics |= {
                 "loss/generator": adversarial.detach(),
                 "loss/generator_classification": fake_classification.detach(),
                 "loss/reconstruction": reconstruction.detach(),
             }
+            if self.lambda_identity > 0:
+                identity = F.l1_loss(self.generator(real, condition), real)
+                total = total + self.lambda_identity * identity
+                metrics["loss/identity"] = identity.detach()
+            step("generator", total)
         return metrics
 
     @torch.no_grad()
