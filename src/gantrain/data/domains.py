@@ -7,7 +7,9 @@ split augments: with probability ``random_crop_probability`` a random crop of
 does, then a horizontal flip of half the images (``flip``).  The test split
 never augments.  Every random choice is drawn from torch's global RNG, so the
 trainer's seed and its checkpointed RNG state make runs reproducible and
-resumable.
+resumable.  Files are opened with :func:`gantrain.data.images.open_image`
+(a bad file raises :class:`~gantrain.data.images.BadImageFile`) and converted
+to ``dataset.channels`` as described in :mod:`gantrain.data.images`.
 
 WithReferences adds to each item a target domain and two reference images of
 it, which StarGAN v2's reference-guided steps translate towards.
@@ -23,7 +25,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
-from gantrain.data.images import PIL_MODE_BY_CHANNELS, list_images
+from gantrain.data.images import PIL_MODE_BY_CHANNELS, list_images, open_image
 from gantrain.errors import DatasetError
 
 SPLITS = ("train", "test")
@@ -103,8 +105,7 @@ class DomainFolders(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"Index {index} is outside the dataset of {len(self)} items.")
         domain, number = self._locate(index)
-        with Image.open(self.files[domain][number]) as image:
-            return self.transform(image), domain
+        return self.transform(open_image(self.files[domain][number])), domain
 
     def domain_indices(self) -> list[list[int]]:
         """For each domain, the item indices labelled with it (for drawing reference images of a domain)."""

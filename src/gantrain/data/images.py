@@ -8,6 +8,21 @@ label (0 where the data has none), or for CelebA with ``attributes`` a float
 multi-hot vector.  Only CelebA's optional horizontal flip is random (drawn from
 torch's global RNG, which the trainer seeds and checkpoints), so a run is
 reproducible from the sample order and that RNG.
+
+Colour: ``dataset.channels`` decides, never the files.  Every file is
+converted with PIL, here and in the translation and domain datasets: with
+``channels=3`` grayscale files become three equal channels and palette, CMYK
+or RGBA files become RGB (alpha is dropped, not blended); with ``channels=1``
+colour files become their luma (0.299 R + 0.587 G + 0.114 B), so a 1-channel
+config on colour data trains a grayscale GAN on purpose rather than failing.
+16-bit grayscale files are scaled to 8 bits (PIL's conversion would clip them
+to white); floating-point files are refused because their range is unknown.
+
+Bad files: every file-based dataset opens its images with :func:`open_image`,
+which decodes the whole file and raises :class:`BadImageFile` (naming the file
+and the reason) for an empty, truncated, corrupt or non-image file.
+:class:`gantrain.data.bad_files.SkipBadFiles` turns that into the
+``trainer.bad_files`` policy.
 """
 
 import os
@@ -19,7 +34,7 @@ from typing import NoReturn
 from urllib.error import URLError
 
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.datasets import CIFAR10, MNIST
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
@@ -45,6 +60,60 @@ IMAGE_FOLDER_HINT = (
 )
 
 
+SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+"""PIL modes of 16-bit grayscale files (``I``: how some formats load them)."""
+
+
+class BadImageFile(DatasetError):
+    """An image file that cannot be used: empty, truncated, corrupt, not an image, or the wrong shape.
+
+    ``reason`` is a clause such as "it is truncated (...)" so that messages can
+    be built around it.
+    """
+
+    def __init__(self, file: Path | str, reason: str) -> None:
+        self.file = Path(file)
+        self.reason = reason
+        super().__init__(f"The image file '{file}' cannot be used: {reason}. Replace or delete it.")
+
+
+def open_image(file: Path) -> Image.Image:
+    """The fully decoded image in ``file``, or a BadImageFile that says why it cannot be used.
+
+    Pillow reads only the header on open, so the pixels are decoded here
+    (``load``): a truncated or corrupt file fails now, naming the file, instead
+    of deep inside a transform.  Truncated files are always refused (Pillow's
+    ``LOAD_TRUNCATED_IMAGES`` stays off) because their missing rows would
+    train as flat grey.
+    """
+    try:
+        with Image.open(file) as image:
+            image.load()
+    except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, EOFError, ... for bad data
+        raise BadImageFile(file, _why_unreadable(Path(file), error)) from error
+    if image.mode in SIXTEEN_BIT_MODES:
+        return image.point(lambda value: value / 256).convert("L")
+    if image.mode == "F":
+        raise BadImageFile(
+            file, "it holds floating-point pixels, whose range is unknown; save it as an 8- or 16-bit image"
+        )
+    return image
+
+
+def _why_unreadable(file: Path, error: Exception) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "it no longer exists (was it moved or deleted after the dataset was listed?)"
+    if isinstance(error, PermissionError):
+        return "it cannot be read (permission denied)"
+    if isinstance(error, UnidentifiedImageError):
+        if file.stat().st_size == 0:
+            return "it is empty (0 bytes)"
+        return "it is not an image Pillow can read (for example a text or HTML file saved under an image name)"
+    if "truncated" in str(error).lower():
+        return "it is truncated (probably an interrupted download or copy)"
+    return f"it is corrupt ({type(error).__name__}: {' '.join(str(error).split())})"
+
+
 class ImageFiles(Dataset):
     """Images from an explicit, ordered file list, each labelled 0.
 
@@ -60,8 +129,7 @@ class ImageFiles(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        with Image.open(self.files[index]) as image:
-            return self.transform(image), 0
+        return self.transform(open_image(self.files[index])), 0
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -24,6 +24,14 @@ parent if ``download`` is set, or explains how to get it.
 Every random choice (crop offsets, flips, the unaligned B index) is drawn from
 torch's global RNG, so the trainer's seed and its checkpointed RNG state make
 runs reproducible and resumable.
+
+Files are opened with :func:`gantrain.data.images.open_image` and converted
+to ``dataset.channels`` as described in :mod:`gantrain.data.images` (grayscale
+to three equal channels, colour to luma).  A file that cannot be used raises
+:class:`~gantrain.data.images.BadImageFile` when it is loaded: an unreadable
+file, an aligned file whose width is odd or not larger than its height (it
+cannot hold A and B side by side), or one smaller than the crop of
+``preprocess=crop``.
 """
 
 from functools import partial
@@ -35,7 +43,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
-from gantrain.data.images import PIL_MODE_BY_CHANNELS, list_images
+from gantrain.data.images import PIL_MODE_BY_CHANNELS, BadImageFile, list_images, open_image
 from gantrain.errors import DatasetError
 
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
@@ -98,6 +106,7 @@ class _TranslationFolders(Dataset):
             )
         self.image_size = image_size
         self.split = split
+        self.name = name
         self.preprocess = preprocess
         self.root = self._find_root(path, name, download)
         self.transform = translation_transform(
@@ -126,14 +135,25 @@ class _TranslationFolders(Dataset):
         """Every image below ``folder``, sorted by relative path so the order never depends on the file system."""
         if not folder.is_dir():
             raise DatasetError(
-                f"The folder '{folder}' does not exist (checked for dataset.path={self.root}). {self.hint}"
+                f"The folder '{folder}' does not exist (checked for dataset.path={self.root}). "
+                f"{self._download_hint()}{self.hint}"
             )
         files = list_images(folder)
         if not files:
             raise DatasetError(
-                f"The folder '{folder}' contains no images (dataset.path={self.root}). {self.hint}"
+                f"The folder '{folder}' contains no images (dataset.path={self.root}). "
+                f"{self._download_hint()}{self.hint}"
             )
         return files
+
+    def _download_hint(self) -> str:
+        """For a named official dataset that is only partly there, the command that fetches it whole."""
+        if self.name is None:
+            return ""
+        from gantrain.data.download import download_command, get_entry  # as in _find_root
+
+        command = download_command(get_entry(self.name, self.kind), self.root.parent)
+        return f"Delete the incomplete folder and download the dataset again with `{command}`. "
 
     def _check_index(self, index: int) -> None:
         if not 0 <= index < len(self):
@@ -142,9 +162,10 @@ class _TranslationFolders(Dataset):
     def _check_crop_fits(self, file: Path, size: tuple[int, int]) -> None:
         """``preprocess=crop`` takes the crop from the image as stored, so it must be at least that large."""
         if self.preprocess == "crop" and min(size) < self.image_size:
-            raise DatasetError(
-                f"The image '{file}' is {size[0]}x{size[1]} pixels, smaller than the {self.image_size}-pixel crop "
-                f"of dataset.preprocess=crop; use dataset.preprocess=resize_and_crop or a smaller dataset.image_size."
+            raise BadImageFile(
+                file,
+                f"it is {size[0]}x{size[1]} pixels, smaller than the {self.image_size}-pixel crop of "
+                f"dataset.preprocess=crop (use dataset.preprocess=resize_and_crop or a smaller dataset.image_size)",
             )
 
 
@@ -179,9 +200,9 @@ class UnalignedFolders(_TranslationFolders):
         }
 
     def _load(self, file: Path) -> torch.Tensor:
-        with Image.open(file) as image:
-            self._check_crop_fits(file, image.size)
-            return self.transform(image)
+        image = open_image(file)
+        self._check_crop_fits(file, image.size)
+        return self.transform(image)
 
 
 class AlignedFolders(_TranslationFolders):
@@ -208,19 +229,33 @@ class AlignedFolders(_TranslationFolders):
         index = int(index)
         self._check_index(index)
         file = self.files[index]
-        with Image.open(file) as image:
-            width, height = image.size
-            if width % 2:
-                raise DatasetError(
-                    f"The aligned image '{file}' is {width}x{height} pixels; its width must be even because the "
-                    f"left half is the A image and the right half the B image. {self.hint}"
-                )
-            half = width // 2
-            self._check_crop_fits(file, (half, height))
-            image_a, image_b = self.transform(
-                image.crop((0, 0, half, height)), image.crop((half, 0, width, height))
-            )
+        image = open_image(file)
+        width, height = image.size
+        self._check_pair_shape(file, width, height)
+        half = width // 2
+        self._check_crop_fits(file, (half, height))
+        image_a, image_b = self.transform(image.crop((0, 0, half, height)), image.crop((half, 0, width, height)))
         return {"A": image_a, "B": image_b}
+
+    @staticmethod
+    def _check_pair_shape(file: Path, width: int, height: int) -> None:
+        """A file must be able to hold A and B side by side; a plain photo would be split into two wrong halves.
+
+        Halves need not be square (the official files are, e.g. facades 512x256),
+        so only an odd width or a width no larger than the height is refused.
+        """
+        layout = (
+            "an aligned (pix2pix) file holds the A image on its left half and the matching B image on its right "
+            "half, e.g. facades/train/1.jpg of 512x256 pixels"
+        )
+        if width % 2:
+            raise BadImageFile(file, f"it is {width}x{height} pixels, but its width must be even: {layout}")
+        if width <= height:
+            raise BadImageFile(
+                file,
+                f"it is {width}x{height} pixels, no wider than high, so it is not an A|B pair: {layout}; "
+                f"point dataset.path at such pairs, or use dataset=folder or dataset=unaligned for single images",
+            )
 
 
 def translation_transform(
