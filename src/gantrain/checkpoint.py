@@ -21,6 +21,9 @@ from gantrain.errors import CheckpointError
 FORMAT_VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.pt"
+BEST = "best.pt"  # the best evaluation so far, when metrics.best is set
+# what torch.load raises for a file that is truncated, corrupt, not a torch file, or holds code
+UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, IndexError, ValueError)
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -30,11 +33,15 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as file:
-        torch.save({"format_version": FORMAT_VERSION, **state}, file)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as file:
+            torch.save({"format_version": FORMAT_VERSION, **state}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:  # a full disk, a read-only folder, Ctrl-C: leave no half-written file behind
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def keep_copy(path: Path, copy: Path) -> None:
@@ -62,6 +69,11 @@ def find_checkpoint(location: str | os.PathLike) -> Path:
 def load_checkpoint(location: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint onto the CPU without running any code stored in it."""
     path = find_checkpoint(location)
+    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since PyTorch 1.6
+        raise CheckpointError(
+            f"Cannot read checkpoint {path}: the file is truncated or corrupt (not a PyTorch archive). "
+            f"Use an earlier checkpoint from the same {CHECKPOINT_DIR}/ folder."
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -69,7 +81,7 @@ def load_checkpoint(location: str | os.PathLike) -> dict[str, Any]:
             f"Refusing to load {path}: it holds objects other than tensors and plain values, "
             f"so it was not written by gantrain and loading it could run code ({error})."
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+    except UNREADABLE as error:
         raise CheckpointError(
             f"Cannot read checkpoint {path}: the file is truncated or corrupt ({error}). "
             f"Use an earlier checkpoint from the same {CHECKPOINT_DIR}/ folder."

@@ -19,7 +19,8 @@ from gantrain.build import attach_labels, build_dataset, build_recipe, pairing_e
 from gantrain.checkpoint import CHECKPOINT_DIR, load_checkpoint
 from gantrain.config import TrainConfig, register_configs
 from gantrain.data.shapes import ShapesDataset, judge_summary
-from gantrain.errors import CheckpointError
+from gantrain.errors import CheckpointError, ConfigError
+from gantrain.evaluate import Evaluator, held_out_dataset
 from gantrain.recipes.base import MultiDomain, NoiseToImage, Recipe
 from gantrain.trainer import Trainer
 
@@ -39,6 +40,8 @@ def record_directory(resume: str | None) -> str:
     return ".hydra" if resume is None else f".hydra/resumed_{datetime.now():%Y-%m-%d_%H-%M-%S}"
 
 
+RESUMABLE_CHANGES = ("trainer.", "device.", "metrics.")
+
 register_configs()
 OmegaConf.register_new_resolver("gantrain_run_dir", run_directory, replace=True)
 OmegaConf.register_new_resolver("gantrain_record_dir", record_directory, replace=True)
@@ -47,25 +50,36 @@ OmegaConf.register_new_resolver("gantrain_record_dir", record_directory, replace
 def config_for_resume(cfg: DictConfig, state: dict[str, Any], overrides: list[str]) -> DictConfig:
     """The checkpoint's config, with the values the user set on this command line.
 
-    Choosing another config group option (``model=wgan`` for a DCGAN run) cannot
-    continue a run, so it is refused; values such as ``trainer.max_steps=4000`` apply.
+    ``trainer.*``, ``device.*`` and ``metrics.*`` may change (``trainer.max_steps=4000``
+    trains longer).  Other changes (the networks, the data, the optimizer, the seed) would
+    not continue the same run: they are refused, listed, unless ``resume_allow_changes=true``.
+    Another config group option (``model=wgan`` for a DCGAN run) is always refused.
     """
     stored = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.create(state["config"]))
     stored_choices = state["choices"]
-    conflicts = []
+    conflicts, changes = [], []
     for override in OverridesParser.create().parse_overrides(overrides):
         key = override.key_or_group
-        if key == "resume":
+        if key in ("resume", "resume_allow_changes"):
             continue
         if key in stored_choices:
             if override.value() != stored_choices[key]:
                 conflicts.append(f"{key}={override.value()} (the run used {key}={stored_choices[key]})")
             continue
-        OmegaConf.update(stored, key, OmegaConf.select(cfg, key), merge=False)
+        new, old = OmegaConf.select(cfg, key), OmegaConf.select(stored, key)
+        if not key.startswith(RESUMABLE_CHANGES) and new != old:
+            changes.append(f"{key}: {old} -> {new}")
+        OmegaConf.update(stored, key, new, merge=False)
     if conflicts:
         raise CheckpointError(
             f"Cannot resume {cfg.resume} with a different configuration: {'; '.join(conflicts)}. "
             f"Drop these overrides to continue the run, or start a new run without resume=."
+        )
+    if changes and not cfg.resume_allow_changes:
+        raise CheckpointError(
+            f"Resuming {cfg.resume} with settings that differ from the checkpoint's would not continue the same "
+            f"run: {'; '.join(changes)}. Drop these overrides, pass resume_allow_changes=true to continue with "
+            f"them anyway, or start a new run without resume=."
         )
     stored.resume = cfg.resume
     return stored
@@ -88,8 +102,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def evaluator_for(cfg: DictConfig, recipe: Recipe, held_out: Dataset) -> Evaluator | None:
+    """The held-out evaluation that ``trainer.eval_every`` asks for, if it does."""
+    if cfg.trainer.eval_every <= 0:
+        if cfg.metrics.best is not None:
+            raise ConfigError(
+                f"metrics.best={cfg.metrics.best} picks the best checkpoint among evaluations, and "
+                f"trainer.eval_every=0 runs none: set trainer.eval_every to a number of steps."
+            )
+        return None
+    return Evaluator(cfg.metrics, cfg, held_out, recipe, cfg.seed)
+
+
 @report_user_errors
-def train(cfg: DictConfig) -> None:
+def train(cfg: DictConfig) -> float | None:
+    """Train; returns the best value of ``metrics.best`` for sweepers (Optuna minimises or maximises it)."""
     hydra_cfg = HydraConfig.get()
     choices = {
         group: choice
@@ -115,21 +142,24 @@ def train(cfg: DictConfig) -> None:
         run_record={"config": OmegaConf.to_yaml(cfg, resolve=True), "choices": choices},
     )
     judge = judge_summary if isinstance(dataset, ShapesDataset) else None
-    visual_dataset = build_dataset(cfg, split="test") if "split" in cfg.dataset else dataset
+    visual_dataset = held_out_dataset(cfg)
     result = trainer.fit(
         recipe,
         recipe.training_data(dataset),
         resume_state,
         judge=judge,
         visual_dataset=recipe.training_data(visual_dataset, seed=cfg.seed),
+        evaluate=evaluator_for(cfg, recipe, visual_dataset),
+        best_metric=cfg.metrics.best,
     )
     if result.interrupted_by is not None:
         raise SystemExit(128 + result.interrupted_by)
+    return None if result.best is None else result.best["value"]
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
-def main(cfg: DictConfig) -> None:
-    train(cfg)
+def main(cfg: DictConfig) -> float | None:
+    return train(cfg)
 
 
 if __name__ == "__main__":

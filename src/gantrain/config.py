@@ -30,6 +30,16 @@ class Precision(str, Enum):
     fp16 = "fp16"
 
 
+class NonFinitePolicy(str, Enum):
+    stop = "stop"  # stop with a message; the last checkpoint stays the last good state
+    skip = "skip"  # drop that update (counted in TensorBoard as health/skipped_updates) and go on
+
+
+class BadFilePolicy(str, Enum):
+    fail = "fail"  # stop, naming the file
+    skip = "skip"  # use the next good item instead, warn with the file name, count in data/skipped_files
+
+
 class GeneratorLoss(str, Enum):
     """Generator objective of the original GAN (Goodfellow et al. 2014)."""
 
@@ -61,6 +71,9 @@ class TrainerConfig:
     sample_every: int = 500
     checkpoint_every: int = 1000
     num_samples: int = 64  # images in the fixed-noise sample grid
+    eval_every: int = 0  # steps between evaluations with the metrics config (0: never)
+    on_nan: NonFinitePolicy = NonFinitePolicy.stop  # a NaN / Inf loss (checked before every update)
+    bad_files: BadFilePolicy = BadFilePolicy.fail  # corrupt, truncated or non-image files in the data
     progress: bool = True
 
 
@@ -70,6 +83,25 @@ class DeviceConfig:
     precision: Precision = Precision.fp32
     compile: bool = False
     channels_last: bool = False
+
+
+class FeatureNetwork(str, Enum):
+    inception = "inception"  # the standard FID / KID network (weights file or download)
+    random = "random"  # a seeded untrained network: offline, ranks runs, not comparable with papers
+
+
+@dataclass
+class MetricsConfig:
+    """What ``trainer.eval_every`` and ``gantrain-eval`` measure on the held-out data."""
+
+    task: bool = True  # weight-free task metrics: shapes judges, L1 / PSNR / SSIM, classifier accuracy
+    task_images: int = 256
+    fid: bool = False  # FID and KID (torchmetrics)
+    features: FeatureNetwork = FeatureNetwork.inception
+    inception_weights: str | None = None  # a local pt_inception-2015-12-05 file; else the download
+    num_images: int = 2000  # generated and real images for FID / KID
+    lpips_weights: str | None = None  # StarGAN v2 diversity: a local LPIPS backbone weights file
+    best: str | None = None  # the metric that picks checkpoints/best.pt and that the run returns
 
 
 @dataclass
@@ -359,8 +391,12 @@ class TrainConfig:
     optimizer: Any = MISSING
     device: DeviceConfig = field(default_factory=DeviceConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     seed: int = 0
     resume: str | None = None
+    # resume with other model / dataset / optimizer values than the checkpoint's (trainer.*,
+    # device.* and metrics.* may always change)
+    resume_allow_changes: bool = False
 
 
 @dataclass
@@ -389,12 +425,24 @@ class TranslateConfig:
     device: DeviceConfig = field(default_factory=DeviceConfig)
 
 
+@dataclass
+class EvalConfig:
+    checkpoint: str = MISSING
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    # replacements for the stored dataset config, e.g. dataset.path=/data/horse2zebra
+    dataset: dict[str, Any] = field(default_factory=dict)
+    split: str = "test"  # where the dataset has splits
+    output: str | None = None  # the JSON report; default: eval_<checkpoint>.json beside the checkpoint
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+
+
 def register_configs() -> None:
     """Make the schemas available to the YAML files' defaults lists."""
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="sample_schema", node=SampleConfig)
     store.store(name="translate_schema", node=TranslateConfig)
+    store.store(name="eval_schema", node=EvalConfig)
     store.store(group="trainer", name="schema", node=TrainerConfig)
     store.store(group="device", name="schema", node=DeviceConfig)
     store.store(group="dataset", name="schema", node=DatasetConfig)

@@ -20,3 +20,10 @@ class CheckpointError(GantrainError):
 
 class ConfigError(GantrainError):
     """Config values that are valid one by one but impossible together."""
+
+
+class TrainingError(GantrainError):
+    """Training cannot go on (a NaN loss, a failed checkpoint write, a dead data worker).
+
+    The message says what happened, which checkpoint is intact and how to resume.
+    """

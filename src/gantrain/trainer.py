@@ -21,11 +21,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from gantrain.checkpoint import CHECKPOINT_DIR, LAST, keep_copy, save_checkpoint
-from gantrain.config import DeviceConfig, DeviceType, Precision, TrainerConfig
-from gantrain.errors import ConfigError, DatasetError
+from gantrain.checkpoint import BEST, CHECKPOINT_DIR, LAST, keep_copy, save_checkpoint
+from gantrain.config import BadFilePolicy, DeviceConfig, DeviceType, NonFinitePolicy, Precision, TrainerConfig
+from gantrain.data.bad_files import SkipBadFiles, collate_reporting_bad_files
+from gantrain.errors import CheckpointError, ConfigError, DatasetError, TrainingError
 from gantrain.logging import RunLogger
-from gantrain.recipes.base import Recipe, Step
+from gantrain.metrics import improves, mean_pairwise_distance
+from gantrain.recipes.base import NonFiniteLoss, Recipe, Step
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,8 @@ def move_to(batch: Any, device: torch.device, channels_last: bool = False) -> An
 class FitResult:
     step: int
     interrupted_by: int | None = None  # signal number when stopped early
+    scores: dict[str, float] | None = None  # the last evaluation's
+    best: dict[str, Any] | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
 
 
 class Trainer:
@@ -130,6 +134,9 @@ class Trainer:
         self.run_record = run_record
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == Precision.fp16)
         self._stop_signal: int | None = None
+        self.best: dict[str, Any] | None = None
+        self.saved_step = 0  # the step of the last checkpoint written or resumed from
+        self.skipped_files = 0  # image files replaced under trainer.bad_files=skip, this session
 
     # -- data ---------------------------------------------------------------------------------
     def steps_per_epoch(self, dataset: Dataset) -> int:
@@ -141,8 +148,10 @@ class Trainer:
             )
         return per_epoch
 
-    def batches(self, dataset: Dataset, start_step: int) -> Iterator[Any]:
-        """Endless batches in the order fixed by the seed; skips the ``start_step`` batches already used.
+    def batches(self, dataset: Dataset, start_step: int) -> Iterator[tuple[Any, list[str]]]:
+        """Endless (batch, skipped files) in the order fixed by the seed, after the ``start_step`` batches used.
+
+        Bad image files stop the run or are replaced by the next good item (``trainer.bad_files``).
 
         Random augmentation inside the dataset draws from the global RNG, whose state
         the checkpoints keep; with ``num_workers > 0`` the workers' seeds depend on the
@@ -151,8 +160,9 @@ class Trainer:
         epoch, offset = divmod(start_step, self.steps_per_epoch(dataset))
         while True:
             loader = DataLoader(
-                dataset,
+                SkipBadFiles(dataset, self.cfg.bad_files),
                 batch_size=self.cfg.batch_size,
+                collate_fn=collate_reporting_bad_files,
                 sampler=EpochShuffle(len(dataset), self.seed, epoch, offset * self.cfg.batch_size),
                 drop_last=True,
                 num_workers=self.cfg.num_workers,
@@ -179,28 +189,88 @@ class Trainer:
             "schedulers": {name: scheduler.state_dict() for name, scheduler in recipe.schedulers().items()},
             "scaler": self.scaler.state_dict(),
             "rng": rng,
+            "best": self.best,
         }
 
     def restore(self, recipe: Recipe, state: dict[str, Any]) -> int:
         """Put recipe, optimizers, scaler and RNG back as they were; returns the step to continue from."""
-        recipe.load_state_dict(state["recipe"])
+        try:
+            recipe.load_state_dict(state["recipe"])
+        except RuntimeError as error:
+            raise CheckpointError(
+                f"The checkpoint's networks do not fit the configured ones: {str(error).splitlines()[0]} "
+                f"Resume without the overrides that change the networks (model.*, dataset.image_size, "
+                f"dataset.channels)."
+            ) from None
         for name, optimizer in recipe.optimizers().items():
             optimizer.load_state_dict(state["optimizers"][name])
         for name, scheduler in recipe.schedulers().items():
             scheduler.load_state_dict(state["schedulers"][name])
         self.scaler.load_state_dict(state["scaler"])
+        self.best = state.get("best")
         torch.set_rng_state(state["rng"]["torch"])
         if self.device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         return int(state["step"])
 
     def save(self, recipe: Recipe, step: int, keep: bool) -> Path:
+        """Write ``last.pt`` (and ``step_<n>.pt`` when ``keep``); a failed write stops the run.
+
+        Training on without checkpoints would risk losing everything after the last one.
+        """
         folder = self.run_dir / CHECKPOINT_DIR
         path = folder / LAST
-        save_checkpoint(self.state(recipe, step), path)
-        if keep:
-            keep_copy(path, folder / f"step_{step:07d}.pt")
+        try:
+            save_checkpoint(self.state(recipe, step), path)
+            if keep:
+                keep_copy(path, folder / f"step_{step:07d}.pt")
+        except OSError as error:
+            raise TrainingError(
+                f"Could not write the checkpoint {path} at step {step}: {error.strerror or error}. "
+                f"{self.intact_checkpoint()} Free disk space or make {folder} writable, then continue "
+                f"with resume={self.run_dir}."
+            ) from None
+        self.saved_step = step
         return path
+
+    def intact_checkpoint(self) -> str:
+        """Which checkpoint a stopped run can continue from, for error messages."""
+        if self.saved_step == 0:
+            return "No checkpoint had been written yet."
+        return f"The last checkpoint, {self.run_dir / CHECKPOINT_DIR / LAST} (step {self.saved_step}), is intact."
+
+    def next_batch(self, data: Iterator[tuple[Any, list[str]]], recipe: Recipe, step: int) -> Any:
+        """The next batch; a crashed loader worker stops the run with a checkpoint of this step."""
+        try:
+            batch, skipped = next(data)
+        except DatasetError:  # a bad file under trainer.bad_files=fail: keep the steps done so far
+            if step != self.saved_step:
+                self.save(recipe, step, keep=False)
+            raise
+        except RuntimeError as error:  # e.g. "DataLoader worker (pid 123) is killed by signal: Killed"
+            if step != self.saved_step:
+                self.save(recipe, step, keep=False)
+            raise TrainingError(
+                f"Loading data failed at step {step + 1}: {error}. {self.intact_checkpoint()} "
+                f"If a worker ran out of memory, lower trainer.num_workers or trainer.batch_size, then "
+                f"continue with resume={self.run_dir}."
+            ) from None
+        for file in skipped:
+            log.warning("Skipped the unreadable image file %s (trainer.bad_files=skip)", file)
+        self.skipped_files += len(skipped)
+        return batch
+
+    def checked_step(self, recipe: Recipe, batch: Any, step_fn: Step, step: int) -> dict[str, torch.Tensor]:
+        """``recipe.train_step``; a NaN or infinite loss stops the run before it reaches the weights."""
+        try:
+            return recipe.train_step(batch, step_fn)
+        except NonFiniteLoss as error:
+            raise TrainingError(
+                f"Training diverged at step {step + 1}: {error}, so that update was not applied and nothing "
+                f"was saved after it. {self.intact_checkpoint()} Lower optimizer.lr, train in "
+                f"device.precision=fp32 or bf16 rather than fp16, or set trainer.on_nan=skip to drop such "
+                f"updates; continue with resume={self.run_dir}."
+            ) from None
 
     # -- the loop -----------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -213,11 +283,15 @@ class Trainer:
         resume_state: dict[str, Any] | None = None,
         judge: Callable[[torch.Tensor], dict[str, float]] | None = None,
         visual_dataset: Dataset | None = None,
+        evaluate: Callable[[Recipe], dict[str, float]] | None = None,
+        best_metric: str | None = None,
     ) -> FitResult:
         """Train until ``trainer.max_steps`` (or ``max_epochs``).
 
         The sample grids come from the first ``num_samples`` items of ``visual_dataset``
         (the test split where there is one); ``judge`` scores generated samples when given.
+        ``evaluate`` runs every ``trainer.eval_every`` steps; the checkpoint with the best
+        ``best_metric`` so far is kept as ``checkpoints/best.pt``.
         """
         cfg = self.cfg
         steps_per_epoch = self.steps_per_epoch(dataset)
@@ -233,7 +307,7 @@ class Trainer:
         fixed_batch = self.to_device(
             default_collate([visual_dataset[i] for i in range(min(cfg.num_samples, len(visual_dataset)))])
         )
-        step_fn = Step(recipe.optimizers(), self.scaler)
+        step_fn = Step(recipe.optimizers(), self.scaler, skip_non_finite=cfg.on_nan == NonFinitePolicy.skip)
         autocast = torch.autocast(
             self.device.type,
             dtype=AUTOCAST_DTYPES.get(self.precision, torch.float32),
@@ -256,8 +330,9 @@ class Trainer:
 
         previous_handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         latest: dict[str, torch.Tensor] = {}
+        scores: dict[str, float] | None = None
         step = start_step
-        saved_step = sampled_step = start_step
+        sampled_step = self.saved_step = start_step
         tick, tick_step = time.perf_counter(), step
         data = self.batches(dataset, start_step)
         try:
@@ -265,9 +340,9 @@ class Trainer:
                 total=max_steps, initial=start_step, disable=None if cfg.progress else True, dynamic_ncols=True, unit="step"
             ) as progress:
                 while step < max_steps and self._stop_signal is None:
-                    batch = self.to_device(next(data))
+                    batch = self.to_device(self.next_batch(data, recipe, step))
                     with autocast:
-                        latest.update(recipe.train_step(batch, step_fn))
+                        latest.update(self.checked_step(recipe, batch, step_fn, step))
                     self.scaler.update()
                     step += 1
                     progress.update(1)
@@ -279,6 +354,10 @@ class Trainer:
                         now = time.perf_counter()
                         values = {tag: float(value) for tag, value in latest.items()}
                         values["perf/images_per_s"] = (step - tick_step) * cfg.batch_size / (now - tick)
+                        if step_fn.skip_non_finite:
+                            values["health/skipped_updates"] = step_fn.skipped
+                        if cfg.bad_files == BadFilePolicy.skip:
+                            values["data/skipped_files"] = self.skipped_files
                         values.update(
                             {f"lr/{name}": opt.param_groups[0]["lr"] for name, opt in recipe.optimizers().items()}
                         )
@@ -291,10 +370,13 @@ class Trainer:
                     if step % cfg.sample_every == 0 or step == max_steps:
                         self.sample(recipe, fixed_batch, autocast, logger, step, judge)
                         sampled_step = step
+                    if evaluate is not None and cfg.eval_every > 0 and (step % cfg.eval_every == 0 or step == max_steps):
+                        with autocast:
+                            scores = evaluate(recipe)
+                        self.record_evaluation(recipe, scores, best_metric, logger, step)
                     if step % cfg.checkpoint_every == 0 or step == max_steps:
                         self.save(recipe, step, keep=step % cfg.checkpoint_every == 0)
-                        saved_step = step
-            if step != saved_step:  # stopped by a signal between checkpoints
+            if step != self.saved_step:  # stopped by a signal between checkpoints
                 self.save(recipe, step, keep=False)
             if step != sampled_step:
                 self.sample(recipe, fixed_batch, autocast, logger, step, judge)
@@ -307,7 +389,21 @@ class Trainer:
                 "Stopped by signal %d at step %d; checkpoint written. Continue with resume=%s",
                 self._stop_signal, step, self.run_dir,
             )
-        return FitResult(step=step, interrupted_by=self._stop_signal)
+        return FitResult(step=step, interrupted_by=self._stop_signal, scores=scores, best=self.best)
+
+    def record_evaluation(
+        self, recipe: Recipe, scores: dict[str, float], best_metric: str | None, logger: RunLogger, step: int
+    ) -> None:
+        """Log the held-out scores; keep the state as ``best.pt`` when ``best_metric`` improved."""
+        logger.scalars({f"eval/{name}": value for name, value in scores.items()}, step)
+        log.info("evaluation at step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+        if best_metric is None:
+            return
+        value = scores[best_metric]
+        if improves(best_metric, value, None if self.best is None else self.best["value"]):
+            self.best = {"metric": best_metric, "value": value, "step": step}
+            save_checkpoint(self.state(recipe, step), self.run_dir / CHECKPOINT_DIR / BEST)
+            log.info("New best %s %.4g: checkpoint kept as %s/%s", best_metric, value, CHECKPOINT_DIR, BEST)
 
     @torch.no_grad()
     def sample(self, recipe: Recipe, fixed_batch: torch.Tensor, autocast, logger: RunLogger, step: int, judge) -> None:
@@ -319,5 +415,8 @@ class Trainer:
         finally:
             recipe.train()
         logger.images(visuals, step)
-        if judge is not None and "samples" in visuals:
-            logger.scalars({f"quality/{k}": v for k, v in judge(visuals["samples"].float()).items()}, step)
+        if "samples" in visuals:  # noise models: a falling diversity is the first sign of mode collapse
+            quality = {"sample_diversity": mean_pairwise_distance(visuals["samples"].float())}
+            if judge is not None:
+                quality |= judge(visuals["samples"].float())
+            logger.scalars({f"quality/{k}": v for k, v in quality.items()}, step)

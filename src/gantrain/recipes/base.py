@@ -17,11 +17,20 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import Dataset
 
+from gantrain.errors import ConfigError
 from gantrain.labels import LabelSpec
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 FIXED_NOISE_SEED = 1234  # the same noise for every run, so sample grids compare across a sweep
+
+
+class NonFiniteLoss(Exception):
+    """A loss was NaN or infinite; raised before it reached any weights."""
+
+    def __init__(self, names: Sequence[str], value: float):
+        super().__init__(f"the {' + '.join(names)} loss is {value}")
+        self.names, self.value = list(names), value
 
 
 class Step:
@@ -30,15 +39,30 @@ class Step:
     Recipes call ``step("discriminator", loss)`` in their own update order, or
     ``step(("generator", "mapping"), loss)`` to update several networks from one loss.
     Gradients are cleared before (nothing left by another network's update leaks in)
-    and after (no memory held between updates).
+    and after (no memory held between updates).  A NaN or infinite loss raises
+    :class:`NonFiniteLoss`, or with ``skip_non_finite`` drops that update (counted in
+    ``skipped``); the check costs one device sync per update.
     """
 
-    def __init__(self, optimizers: dict[str, torch.optim.Optimizer], scaler: torch.amp.GradScaler):
+    def __init__(
+        self,
+        optimizers: dict[str, torch.optim.Optimizer],
+        scaler: torch.amp.GradScaler,
+        skip_non_finite: bool = False,
+    ):
         self.optimizers = optimizers
         self.scaler = scaler
+        self.skip_non_finite = skip_non_finite
+        self.skipped = 0
 
     def __call__(self, names: str | Sequence[str], loss: torch.Tensor) -> None:
-        optimizers = [self.optimizers[name] for name in ((names,) if isinstance(names, str) else names)]
+        names = (names,) if isinstance(names, str) else tuple(names)
+        if not bool(torch.isfinite(loss.detach()).all()):
+            if not self.skip_non_finite:
+                raise NonFiniteLoss(names, float(loss.detach().float().sum()))
+            self.skipped += 1
+            return
+        optimizers = [self.optimizers[name] for name in names]
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         # the backward pass runs outside autocast, as the PyTorch AMP notes recommend
@@ -47,6 +71,16 @@ class Step:
         for optimizer in optimizers:
             self.scaler.step(optimizer)
             optimizer.zero_grad(set_to_none=True)
+
+
+def positive_critic_steps(n_critic: int) -> int:
+    """``model.n_critic``, the discriminator steps per generator step, checked at start-up."""
+    if n_critic < 1:
+        raise ConfigError(
+            f"model.n_critic={n_critic}: the generator steps once every n_critic discriminator steps, "
+            f"so it must be at least 1 (the papers use 5)."
+        )
+    return n_critic
 
 
 @contextmanager
@@ -123,6 +157,11 @@ class Recipe(nn.Module):
         """Networks that ``torch.compile`` may wrap (those never differentiated twice)."""
         return []
 
+    def generated_and_real(self, batch: Any, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """For FID / KID: images this model makes from a held-out batch, and the real images to compare
+        them with.  Random choices (noise, target labels, styles) come from ``generator`` (on the CPU)."""
+        raise NotImplementedError
+
 
 class ImageToImage(Recipe):
     """Translation families: ``translate`` maps images of one domain to the other.
@@ -158,6 +197,17 @@ class ImageToImage(Recipe):
     def size_multiple(self) -> int:
         """What the generator's strided layers need the image sides to be multiples of."""
         raise NotImplementedError
+
+    @property
+    def evaluation_direction(self) -> str:
+        """The direction FID measures: the one the model was trained for (A -> B for CycleGAN)."""
+        return "AtoB"
+
+    def generated_and_real(
+        self, batch: dict[str, torch.Tensor], generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        source, target = ("A", "B") if self.evaluation_direction == "AtoB" else ("B", "A")
+        return self.translate(batch[source], self.evaluation_direction), batch[target]
 
 
 class MultiDomain(Recipe):
@@ -245,6 +295,9 @@ class NoiseToImage(Recipe):
 
     def compilable_networks(self) -> list[nn.Module]:
         return [self.generator, self.discriminator]
+
+    def generated_and_real(self, batch: Any, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.sample(batch[0].size(0), generator), batch[0]
 
 
 def constant_then_linear_decay(

@@ -101,6 +101,10 @@ class Pix2Pix(ImageToImage):
             "loss/l1": g_l1.detach(),
         }
 
+    @property
+    def evaluation_direction(self) -> str:
+        return self.direction.value
+
     def translate(self, images: torch.Tensor, direction: str) -> torch.Tensor:
         if direction != self.direction.value:
             raise ConfigError(

@@ -25,7 +25,14 @@ from torch import nn
 from gantrain.labels import LabelSpec, label_spec
 from gantrain.losses import gradient_penalty, wasserstein_critic_loss, wasserstein_generator_loss
 from gantrain.nets.stargan import StarGANDiscriminator, StarGANGenerator
-from gantrain.recipes.base import MultiDomain, OptimizerFactory, Step, constant_then_linear_decay, frozen
+from gantrain.recipes.base import (
+    MultiDomain,
+    OptimizerFactory,
+    Step,
+    constant_then_linear_decay,
+    frozen,
+    positive_critic_steps,
+)
 
 
 class StarGAN(MultiDomain):
@@ -55,7 +62,7 @@ class StarGAN(MultiDomain):
         self.discriminator = StarGANDiscriminator(self.labels.size, image_size, channels, ndf, d_layers)
         self.lambda_cls, self.lambda_rec, self.lambda_gp = lambda_cls, lambda_rec, lambda_gp
         self.lambda_identity = lambda_identity
-        self.n_critic = n_critic
+        self.n_critic = positive_critic_steps(n_critic)
         self.discriminator_steps = 0
         self._optimizers = {
             "generator": make_optimizer(self.generator.parameters()),
@@ -144,6 +151,14 @@ class StarGAN(MultiDomain):
 
     def real_visuals(self, batch: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"real": batch[0]}
+
+    def generated_and_real(
+        self, batch: Sequence[torch.Tensor], generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each image translated to the labels of another image of the batch, as in training."""
+        real, labels = batch[0], batch[1]
+        targets = labels[torch.randperm(labels.size(0), generator=generator).to(labels.device)]
+        return self.generator(real, self.labels.condition(targets)), real
 
     def compilable_networks(self) -> list[nn.Module]:
         return [self.generator]  # the discriminator is differentiated twice by the gradient penalty

@@ -238,6 +238,15 @@ class StarGANv2(MultiDomain):
     def real_visuals(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"real": batch["image"]}
 
+    def generated_and_real(
+        self, batch: dict[str, torch.Tensor], generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latent-guided translations to random domains, with the averaged networks."""
+        real = batch["image"]
+        domains = torch.randint(self.labels.size, (real.size(0),), generator=generator).to(real.device)
+        styles = self.mapping_ema(self.latent(real.size(0), real.device, generator), domains)
+        return self.generator_ema(real, styles), real
+
     def compilable_networks(self) -> list[nn.Module]:
         # the discriminator is differentiated twice by R1
         return [self.generator, self.mapping, self.style_encoder]

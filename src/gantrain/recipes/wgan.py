@@ -13,7 +13,7 @@ import torch
 
 from gantrain.config import Norm
 from gantrain.losses import clip_weights, wasserstein_critic_loss, wasserstein_generator_loss
-from gantrain.recipes.base import NoiseToImage, OptimizerFactory, Step, frozen
+from gantrain.recipes.base import NoiseToImage, OptimizerFactory, Step, frozen, positive_critic_steps
 from gantrain.recipes.dcgan import dcgan_networks
 
 
@@ -35,7 +35,7 @@ class WGAN(NoiseToImage):
     ):
         generator, critic = dcgan_networks(image_shape, nz, ngf, ndf, critic_norm)
         super().__init__(generator, critic, nz, make_optimizer, ema_decay)
-        self.n_critic = n_critic
+        self.n_critic = positive_critic_steps(n_critic)
         self.long_critic_iterations = long_critic_iterations
         self.warmup_generator_steps = warmup_generator_steps
         self.long_critic_every = long_critic_every
