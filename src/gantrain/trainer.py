@@ -197,8 +197,9 @@ class Trainer:
         try:
             recipe.load_state_dict(state["recipe"])
         except RuntimeError as error:
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
             raise CheckpointError(
-                f"The checkpoint's networks do not fit the configured ones: {str(error).splitlines()[0]} "
+                f"The checkpoint's networks do not fit the configured ones ({lines[-1]}). "
                 f"Resume without the overrides that change the networks (model.*, dataset.image_size, "
                 f"dataset.channels)."
             ) from None
