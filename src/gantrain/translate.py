@@ -15,9 +15,11 @@ original size.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
@@ -57,14 +59,18 @@ def input_files(location: str) -> tuple[Path, list[Path]]:
     )
 
 
-def load_image(file: Path, channels: int) -> torch.Tensor:
+def image_to_tensor(image: Image.Image, channels: int) -> torch.Tensor:
     """C x H x W in [-1, 1], converted to the model's channel count."""
+    return pil_to_tensor(image.convert(PIL_MODE_BY_CHANNELS[channels])).float() / 127.5 - 1.0
+
+
+def load_image(file: Path, channels: int) -> torch.Tensor:
+    """C x H x W in [-1, 1] from an image file, converted to the model's channel count."""
     try:
         with Image.open(file) as image:
-            tensor = pil_to_tensor(image.convert(PIL_MODE_BY_CHANNELS[channels]))
+            return image_to_tensor(image, channels)
     except (UnidentifiedImageError, OSError) as error:
         raise DatasetError(f"Cannot read {file} as an image ({error}); remove it or fix it.") from None
-    return tensor.float() / 127.5 - 1.0
 
 
 def resize(images: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -98,6 +104,11 @@ def fit_and_translate_named(
     square = (recipe.image_size, recipe.image_size)
     translated = recipe.translate_named(resize(images, square), target, references, num_styles)
     return resize(translated.flatten(0, 1), (height, width)).unflatten(0, translated.shape[:2])
+
+
+def fit_references(references: Sequence[torch.Tensor], image_size: int) -> torch.Tensor:
+    """StarGAN v2's reference images, each C x H x W of any size, as one batch at the model's size."""
+    return torch.stack([resize(image[None], (image_size, image_size))[0] for image in references])
 
 
 def target_names(target: str | None) -> list[str]:
@@ -138,24 +149,40 @@ def output_names(file: Path, count: int, references: list[Path]) -> list[Path]:
     return [file.with_name(f"{file.stem}_style{k}.png") for k in range(count)]
 
 
+@dataclass
+class Trained:
+    """A trained recipe on its device in eval mode, with what the checkpoint says about it."""
+
+    recipe: Recipe
+    config: DictConfig  # the training config stored in the checkpoint
+    model: str  # the model= choice it was trained with, e.g. "cyclegan"
+    step: int
+
+
+def load_trained(checkpoint: str | os.PathLike, device: torch.device) -> Trained:
+    """The one way gantrain-translate, gantrain-sample, gantrain-export and ``gantrain.load`` read a model."""
+    state = load_checkpoint(checkpoint)
+    config = OmegaConf.create(state["config"])
+    recipe = build_recipe(config)
+    recipe.load_state_dict(state["recipe"])
+    recipe.to(device).eval()
+    return Trained(recipe, config, state["choices"]["model"], state["step"])
+
+
 @report_user_errors
 def translate(cfg: DictConfig) -> list[Path]:
     """Writes PNGs under ``output`` (the inputs' relative paths); returns their paths."""
-    state = load_checkpoint(cfg.checkpoint)
-    train_cfg = OmegaConf.create(state["config"])
-    recipe = build_recipe(train_cfg)
-    check_request(cfg, recipe, state["choices"]["model"])
-    recipe.load_state_dict(state["recipe"])
     device = resolve_device(cfg.device.type)
-    recipe.to(device).eval()
+    trained = load_trained(cfg.checkpoint, device)
+    recipe = trained.recipe
+    check_request(cfg, recipe, trained.model)
 
-    channels = train_cfg.dataset.channels
+    channels = trained.config.dataset.channels
     root, files = input_files(cfg.input)
     reference_files = input_files(cfg.reference)[1] if cfg.reference else []
     references = None
     if reference_files:
-        square = (recipe.image_size, recipe.image_size)
-        references = torch.stack([resize(load_image(f, channels)[None], square)[0] for f in reference_files])
+        references = fit_references([load_image(f, channels) for f in reference_files], recipe.image_size)
 
     by_size: dict[tuple[int, ...], list[tuple[Path, torch.Tensor]]] = defaultdict(list)
     for file in files:
