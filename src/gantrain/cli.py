@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Dataset
 
+from gantrain import distributed
 from gantrain.build import attach_labels, build_dataset, build_recipe, pairing_error, report_user_errors
 from gantrain.checkpoint import CHECKPOINT_DIR, load_checkpoint
 from gantrain.config import TrainConfig, register_configs
@@ -40,11 +42,25 @@ def record_directory(resume: str | None) -> str:
     return ".hydra" if resume is None else f".hydra/resumed_{datetime.now():%Y-%m-%d_%H-%M-%S}"
 
 
+def swept_overrides() -> str:
+    """This job's values of the parameters that ``hydra.sweeper.params`` searches, as a run name.
+
+    Optuna sweeps name their runs with it: every override would exceed the file name limit.
+    """
+    hydra_cfg = HydraConfig.get()
+    swept = set(hydra_cfg.sweeper.get("params") or {})
+    return ",".join(o for o in hydra_cfg.overrides.task if o.split("=", 1)[0].lstrip("+~") in swept)
+
+
 RESUMABLE_CHANGES = ("trainer.", "device.", "metrics.")
+INFO_FLAGS = {"-c", "--cfg", "-h", "--help", "--hydra-help", "-i", "--info"}  # print and exit: no training
 
 register_configs()
 OmegaConf.register_new_resolver("gantrain_run_dir", run_directory, replace=True)
 OmegaConf.register_new_resolver("gantrain_record_dir", record_directory, replace=True)
+OmegaConf.register_new_resolver("gantrain_swept", swept_overrides, replace=True)
+# hydra/launcher=local_gpus: job n of a sweep sees GPU n mod (jobs at once)
+OmegaConf.register_new_resolver("gantrain_job_gpu", lambda job, slots: str(int(job) % int(slots)), replace=True)
 
 
 def config_for_resume(cfg: DictConfig, state: dict[str, Any], overrides: list[str]) -> DictConfig:
@@ -118,6 +134,8 @@ def evaluator_for(cfg: DictConfig, recipe: Recipe, held_out: Dataset) -> Evaluat
 def train(cfg: DictConfig) -> float | None:
     """Train; returns the best value of ``metrics.best`` for sweepers (Optuna minimises or maximises it)."""
     hydra_cfg = HydraConfig.get()
+    if distributed.is_main_process() and distributed.active():
+        distributed.share_run_directory(hydra_cfg.runtime.output_dir)  # the other ranks wait for it in main()
     choices = {
         group: choice
         for group, choice in hydra_cfg.runtime.choices.items()
@@ -134,6 +152,9 @@ def train(cfg: DictConfig) -> float | None:
     attach_labels(cfg, dataset, choices)
     recipe = build_recipe(cfg)
     check_pairing(dataset, recipe, choices)
+    if distributed.world_size() > 1:
+        # the same weights on every process (built from one seed; DDP also broadcasts rank 0's), other noise
+        seed_everything(distributed.process_seed(cfg.seed))
     trainer = Trainer(
         cfg.trainer,
         cfg.device,
@@ -158,8 +179,34 @@ def train(cfg: DictConfig) -> float | None:
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def compose_and_train(cfg: DictConfig) -> float | None:
     return train(cfg)
+
+
+def main() -> float | None:
+    """``gantrain``; under torchrun, rank 0 picks the run directory and the other ranks follow it.
+
+    Hydra resolves ``${now:...}`` in each process, so the other ranks wait, before Hydra
+    composes anything, for the directory of rank 0 and run in it.
+    """
+    if distributed.launched_by_torchrun():
+        flags = set(sys.argv[1:])
+        if flags & INFO_FLAGS:  # rank 0 alone prints the config or the help, without a process group
+            if not distributed.is_main_process_by_environment():
+                return None
+        elif {"-m", "--multirun"} & flags:
+            sys.exit(
+                "gantrain: error: under torchrun gantrain trains one run: sweep with gantrain -m outside "
+                "torchrun (hydra/launcher=local_gpus or slurm run the jobs in parallel)."
+            )
+        else:
+            distributed.join_process_group()
+            if not distributed.is_main_process():
+                sys.argv += distributed.follower_overrides(distributed.share_run_directory(None))
+    try:
+        return compose_and_train()
+    finally:
+        distributed.leave_process_group()
 
 
 if __name__ == "__main__":

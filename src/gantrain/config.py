@@ -65,7 +65,7 @@ class Norm(str, Enum):
 class TrainerConfig:
     max_steps: int = 2000
     max_epochs: int | None = None  # when set, replaces max_steps (epochs: len(dataset) // batch_size steps)
-    batch_size: int = 64
+    batch_size: int = 64  # per process: torchrun with N processes trains on N x batch_size images a step
     num_workers: int = 0
     log_every: int = 50
     sample_every: int = 500
@@ -75,6 +75,10 @@ class TrainerConfig:
     on_nan: NonFinitePolicy = NonFinitePolicy.stop  # a NaN / Inf loss (checked before every update)
     bad_files: BadFilePolicy = BadFilePolicy.fail  # corrupt, truncated or non-image files in the data
     progress: bool = True
+    # under torchrun: BatchNorm statistics over all processes' batches (CUDA only)
+    sync_batchnorm: bool = False
+    # a folder: every process appends a SHA-256 of its parameters after each step (checks DDP replicas)
+    weight_digests: str | None = None
 
 
 @dataclass

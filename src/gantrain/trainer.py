@@ -12,26 +12,30 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from gantrain import distributed
 from gantrain.checkpoint import BEST, CHECKPOINT_DIR, LAST, keep_copy, save_checkpoint
 from gantrain.config import BadFilePolicy, DeviceConfig, DeviceType, NonFinitePolicy, Precision, TrainerConfig
 from gantrain.data.bad_files import SkipBadFiles, collate_reporting_bad_files
 from gantrain.errors import CheckpointError, ConfigError, DatasetError, TrainingError
-from gantrain.logging import RunLogger
+from gantrain.logging import RunLogger, flat_hyperparameters
 from gantrain.metrics import improves, mean_pairwise_distance
 from gantrain.recipes.base import NonFiniteLoss, Recipe, Step
 
 log = logging.getLogger(__name__)
 
 AUTOCAST_DTYPES = {Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}
+FINAL_METRICS = ("loss/", "quality/", "eval/", "best/")  # scalar tags shown in TensorBoard's HParams table
 
 
 def resolve_device(kind: DeviceType) -> torch.device:
@@ -70,21 +74,26 @@ def resolve_precision(precision: Precision, device: torch.device) -> Precision:
 
 
 class EpochShuffle(Sampler[int]):
-    """A fresh permutation each epoch, drawn from (seed, epoch) alone.
+    """A fresh permutation each epoch, drawn from (seed, epoch) alone, and this process's share of it.
 
     The order does not depend on any global random state, so a resumed run can
     start in the middle of an epoch and see exactly the samples the original would have.
+    Under torchrun, process ``rank`` of ``world_size`` takes every ``world_size``-th item
+    of the permutation (the remainder is dropped), so the processes see disjoint items.
     """
 
-    def __init__(self, length: int, seed: int, epoch: int, start: int = 0):
+    def __init__(self, length: int, seed: int, epoch: int, start: int = 0, rank: int = 0, world_size: int = 1):
         self.length, self.seed, self.epoch, self.start = length, seed, epoch, start
+        self.rank, self.world_size = rank, world_size
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.length, generator=generator)[self.start :].tolist())
+        order = torch.randperm(self.length, generator=generator)
+        share = order[self.rank : self.length - self.length % self.world_size : self.world_size]
+        return iter(share[self.start :].tolist())
 
     def __len__(self) -> int:
-        return self.length - self.start
+        return self.length // self.world_size - self.start
 
 
 def move_to(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
@@ -125,7 +134,10 @@ class Trainer:
                 f"(got {cfg.batch_size} and {cfg.max_steps})."
             )
         self.cfg = cfg
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.device = resolve_device(device_cfg.type)
+        if self.device.type == "cuda" and distributed.active():
+            self.device = torch.device("cuda", torch.cuda.current_device())  # torchrun's LOCAL_RANK
         self.precision = resolve_precision(device_cfg.precision, self.device)
         self.channels_last = device_cfg.channels_last
         self.compile = device_cfg.compile
@@ -139,12 +151,18 @@ class Trainer:
         self.skipped_files = 0  # image files replaced under trainer.bad_files=skip, this session
 
     # -- data ---------------------------------------------------------------------------------
+    @property
+    def is_main(self) -> bool:
+        """Rank 0, the one process that writes TensorBoard, samples and checkpoints."""
+        return self.rank == 0
+
     def steps_per_epoch(self, dataset: Dataset) -> int:
-        per_epoch = len(dataset) // self.cfg.batch_size
+        per_epoch = len(dataset) // self.world_size // self.cfg.batch_size
         if per_epoch == 0:
             raise DatasetError(
                 f"The dataset has {len(dataset)} items, fewer than one batch of trainer.batch_size="
-                f"{self.cfg.batch_size}: add images or lower trainer.batch_size."
+                f"{self.cfg.batch_size} for each of {self.world_size} process(es): add images or lower "
+                f"trainer.batch_size."
             )
         return per_epoch
 
@@ -163,12 +181,14 @@ class Trainer:
                 SkipBadFiles(dataset, self.cfg.bad_files),
                 batch_size=self.cfg.batch_size,
                 collate_fn=collate_reporting_bad_files,
-                sampler=EpochShuffle(len(dataset), self.seed, epoch, offset * self.cfg.batch_size),
+                sampler=EpochShuffle(
+                    len(dataset), self.seed, epoch, offset * self.cfg.batch_size, self.rank, self.world_size
+                ),
                 drop_last=True,
                 num_workers=self.cfg.num_workers,
                 pin_memory=self.device.type == "cuda",
                 # worker seeds from a private generator: the global RNG stays untouched
-                generator=torch.Generator().manual_seed(self.seed + epoch),
+                generator=torch.Generator().manual_seed((self.seed + epoch) * self.world_size + self.rank),
             )
             yield from loader
             epoch, offset = epoch + 1, 0
@@ -177,10 +197,25 @@ class Trainer:
         return move_to(batch, self.device, self.channels_last)
 
     # -- state --------------------------------------------------------------------------------
-    def state(self, recipe: Recipe, step: int) -> dict[str, Any]:
+    def rng_state(self) -> dict[str, Any]:
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
+        return rng
+
+    def set_rng_state(self, rng: dict[str, Any]) -> None:
+        torch.set_rng_state(rng["torch"])
+        if self.device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def state(self, recipe: Recipe, step: int, all_ranks: bool = True) -> dict[str, Any]:
+        """Everything to resume from.
+
+        Under torchrun with ``all_ranks`` every process must call it: it gathers their RNG states.
+        """
+        rng = self.rng_state()
+        if self.world_size > 1 and all_ranks:
+            rng["ranks"] = distributed.gathered(rng)
         return {
             **self.run_record,
             "step": step,
@@ -209,28 +244,40 @@ class Trainer:
             scheduler.load_state_dict(state["schedulers"][name])
         self.scaler.load_state_dict(state["scaler"])
         self.best = state.get("best")
-        torch.set_rng_state(state["rng"]["torch"])
-        if self.device.type == "cuda" and "cuda" in state["rng"]:
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        return int(state["step"])
+        step = int(state["step"])
+        ranks = state["rng"].get("ranks", [state["rng"]])
+        if self.world_size == 1:
+            self.set_rng_state(state["rng"])
+        elif len(ranks) == self.world_size:
+            self.set_rng_state(ranks[self.rank])
+        else:
+            log.warning(
+                "The checkpoint holds the random state of %d process(es) and %d resume it: the data order "
+                "and random draws continue differently from an uninterrupted run.", len(ranks), self.world_size,
+            )
+            torch.manual_seed(distributed.process_seed(self.seed) + step)
+        return step
 
     def save(self, recipe: Recipe, step: int, keep: bool) -> Path:
         """Write ``last.pt`` (and ``step_<n>.pt`` when ``keep``); a failed write stops the run.
 
         Training on without checkpoints would risk losing everything after the last one.
+        Under torchrun every process calls it at the same step and rank 0 writes.
         """
         folder = self.run_dir / CHECKPOINT_DIR
         path = folder / LAST
-        try:
-            save_checkpoint(self.state(recipe, step), path)
-            if keep:
-                keep_copy(path, folder / f"step_{step:07d}.pt")
-        except OSError as error:
-            raise TrainingError(
-                f"Could not write the checkpoint {path} at step {step}: {error.strerror or error}. "
-                f"{self.intact_checkpoint()} Free disk space or make {folder} writable, then continue "
-                f"with resume={self.run_dir}."
-            ) from None
+        state = self.state(recipe, step)
+        if self.is_main:
+            try:
+                save_checkpoint(state, path)
+                if keep:
+                    keep_copy(path, folder / f"step_{step:07d}.pt")
+            except OSError as error:
+                raise TrainingError(
+                    f"Could not write the checkpoint {path} at step {step}: {error.strerror or error}. "
+                    f"{self.intact_checkpoint()} Free disk space or make {folder} writable, then continue "
+                    f"with resume={self.run_dir}."
+                ) from None
         self.saved_step = step
         return path
 
@@ -245,12 +292,10 @@ class Trainer:
         try:
             batch, skipped = next(data)
         except DatasetError:  # a bad file under trainer.bad_files=fail: keep the steps done so far
-            if step != self.saved_step:
-                self.save(recipe, step, keep=False)
+            self.save_after_failure(recipe, step)
             raise
         except RuntimeError as error:  # e.g. "DataLoader worker (pid 123) is killed by signal: Killed"
-            if step != self.saved_step:
-                self.save(recipe, step, keep=False)
+            self.save_after_failure(recipe, step)
             raise TrainingError(
                 f"Loading data failed at step {step + 1}: {error}. {self.intact_checkpoint()} "
                 f"If a worker ran out of memory, lower trainer.num_workers or trainer.batch_size, then "
@@ -260,6 +305,11 @@ class Trainer:
             log.warning("Skipped the unreadable image file %s (trainer.bad_files=skip)", file)
         self.skipped_files += len(skipped)
         return batch
+
+    def save_after_failure(self, recipe: Recipe, step: int) -> None:
+        """Keep the steps done before a failure of this process alone (the others cannot join a save)."""
+        if step != self.saved_step and self.world_size == 1:
+            self.save(recipe, step, keep=False)
 
     def checked_step(self, recipe: Recipe, batch: Any, step_fn: Step, step: int) -> dict[str, torch.Tensor]:
         """``recipe.train_step``; a NaN or infinite loss stops the run before it reaches the weights."""
@@ -301,9 +351,15 @@ class Trainer:
         if self.channels_last:
             recipe.to(memory_format=torch.channels_last)
         start_step = self.restore(recipe, resume_state) if resume_state else 0
+        if cfg.sync_batchnorm and distributed.active():
+            distributed.convert_sync_batchnorm(recipe.trained_networks(), recipe, self.device)
         if self.compile:
             for network in recipe.compilable_networks():
                 network.compile()
+        replicas = None
+        if distributed.active():
+            replicas = distributed.ReplicatedNetworks(recipe, recipe.trained_networks(), self.device)
+        bare = replicas.bare if replicas else nullcontext  # for what rank 0 does alone
         visual_dataset = dataset if visual_dataset is None else visual_dataset
         fixed_batch = self.to_device(
             default_collate([visual_dataset[i] for i in range(min(cfg.num_samples, len(visual_dataset)))])
@@ -314,15 +370,17 @@ class Trainer:
             dtype=AUTOCAST_DTYPES.get(self.precision, torch.float32),
             enabled=self.precision != Precision.fp32,
         )
-        # on resume, TensorBoard drops what the stopped run logged after its last checkpoint
-        logger = RunLogger(self.run_dir, purge_step=start_step + 1 if resume_state else None)
-        if not resume_state:
-            logger.describe_run(self.run_record["config"])
-            logger.images(recipe.real_visuals(fixed_batch), 0)
+        logger = None
+        if self.is_main:
+            # on resume, TensorBoard drops what the stopped run logged after its last checkpoint
+            logger = RunLogger(self.run_dir, purge_step=start_step + 1 if resume_state else None)
+            if not resume_state:
+                logger.describe_run(self.run_record["config"])
+                logger.images(recipe.real_visuals(fixed_batch), 0)
         log.info(
-            "%s from step %d to %d on %s (%s), batch %d; run directory %s",
-            "Resuming" if resume_state else "Training",
-            start_step, max_steps, self.device, self.precision.value, cfg.batch_size, self.run_dir,
+            "%s from step %d to %d on %s (%s), batch %s; run directory %s",
+            "Resuming" if resume_state else "Training", start_step, max_steps, self.device,
+            self.precision.value, self.describe_batch(), self.run_dir,
         )
 
         if start_step >= max_steps:
@@ -338,9 +396,10 @@ class Trainer:
         data = self.batches(dataset, start_step)
         try:
             with logging_redirect_tqdm(), tqdm(
-                total=max_steps, initial=start_step, disable=None if cfg.progress else True, dynamic_ncols=True, unit="step"
+                total=max_steps, initial=start_step, disable=None if cfg.progress and self.is_main else True,
+                dynamic_ncols=True, unit="step",
             ) as progress:
-                while step < max_steps and self._stop_signal is None:
+                while step < max_steps and not self.stop_requested():
                     batch = self.to_device(self.next_batch(data, recipe, step))
                     with autocast:
                         latest.update(self.checked_step(recipe, batch, step_fn, step))
@@ -350,11 +409,14 @@ class Trainer:
                     if recipe.schedule_per_step or step % steps_per_epoch == 0:
                         for scheduler in recipe.schedulers().values():
                             scheduler.step()
+                    if cfg.weight_digests:
+                        distributed.append_weight_digest(cfg.weight_digests, recipe, step)
 
-                    if step % cfg.log_every == 0 or step == max_steps:
+                    if logger is not None and (step % cfg.log_every == 0 or step == max_steps):
                         now = time.perf_counter()
-                        values = {tag: float(value) for tag, value in latest.items()}
-                        values["perf/images_per_s"] = (step - tick_step) * cfg.batch_size / (now - tick)
+                        values = {tag: float(value) for tag, value in latest.items()}  # rank 0's batches
+                        images = (step - tick_step) * cfg.batch_size * self.world_size
+                        values["perf/images_per_s"] = images / (now - tick)
                         if step_fn.skip_non_finite:
                             values["health/skipped_updates"] = step_fn.skipped
                         if cfg.bad_files == BadFilePolicy.skip:
@@ -369,28 +431,62 @@ class Trainer:
                         )
                         log.info("step %d: %s", step, ", ".join(f"{t} {v:.4g}" for t, v in values.items()))
                     if step % cfg.sample_every == 0 or step == max_steps:
-                        self.sample(recipe, fixed_batch, autocast, logger, step, judge)
+                        if logger is not None:
+                            with bare():
+                                self.sample(recipe, fixed_batch, autocast, logger, step, judge)
                         sampled_step = step
-                    if evaluate is not None and cfg.eval_every > 0 and (step % cfg.eval_every == 0 or step == max_steps):
-                        with autocast:
+                    evaluates = evaluate is not None and cfg.eval_every > 0
+                    if logger is not None and evaluates and (step % cfg.eval_every == 0 or step == max_steps):
+                        with bare(), autocast:
                             scores = evaluate(recipe)
                         self.record_evaluation(recipe, scores, best_metric, logger, step)
                     if step % cfg.checkpoint_every == 0 or step == max_steps:
                         self.save(recipe, step, keep=step % cfg.checkpoint_every == 0)
             if step != self.saved_step:  # stopped by a signal between checkpoints
                 self.save(recipe, step, keep=False)
-            if step != sampled_step:
-                self.sample(recipe, fixed_batch, autocast, logger, step, judge)
+            if step != sampled_step and logger is not None:
+                with bare():
+                    self.sample(recipe, fixed_batch, autocast, logger, step, judge)
         finally:
             for sig, handler in previous_handlers.items():
                 signal.signal(sig, handler)
-            logger.close()
+            if replicas is not None:
+                replicas.detach()
+            if logger is not None:
+                self.record_hyperparameters(logger, step)
+                logger.close()
         if self._stop_signal is not None:
             log.warning(
                 "Stopped by signal %d at step %d; checkpoint written. Continue with resume=%s",
                 self._stop_signal, step, self.run_dir,
             )
         return FitResult(step=step, interrupted_by=self._stop_signal, scores=scores, best=self.best)
+
+    def stop_requested(self) -> bool:
+        """Whether SIGINT / SIGTERM arrived; under torchrun, at any process, so that all stop together."""
+        self._stop_signal = distributed.agreed_signal(self._stop_signal)
+        return self._stop_signal is not None
+
+    def describe_batch(self) -> str:
+        """The batch size, and under torchrun the effective one (every process takes its own batch)."""
+        if not distributed.active():
+            return str(self.cfg.batch_size)
+        return (
+            f"{self.cfg.batch_size} per process x {self.world_size} processes = "
+            f"{self.cfg.batch_size * self.world_size} a step"
+        )
+
+    def record_hyperparameters(self, logger: RunLogger, step: int) -> None:
+        """The run's settings and final metrics for TensorBoard's HParams dashboard."""
+        if self.best is not None:
+            logger.scalars({f"best/{self.best['metric']}": self.best["value"]}, step)
+        values = {
+            **self.run_record["choices"],
+            **flat_hyperparameters(OmegaConf.to_container(OmegaConf.create(self.run_record["config"]))),
+            "processes": self.world_size,
+            "effective_batch_size": self.cfg.batch_size * self.world_size,
+        }
+        logger.hyperparameters(values, [tag for tag in logger.latest if tag.startswith(FINAL_METRICS)])
 
     def record_evaluation(
         self, recipe: Recipe, scores: dict[str, float], best_metric: str | None, logger: RunLogger, step: int
@@ -403,7 +499,8 @@ class Trainer:
         value = scores[best_metric]
         if improves(best_metric, value, None if self.best is None else self.best["value"]):
             self.best = {"metric": best_metric, "value": value, "step": step}
-            save_checkpoint(self.state(recipe, step), self.run_dir / CHECKPOINT_DIR / BEST)
+            # rank 0 alone evaluates: its own random state only
+            save_checkpoint(self.state(recipe, step, all_ranks=False), self.run_dir / CHECKPOINT_DIR / BEST)
             log.info("New best %s %.4g: checkpoint kept as %s/%s", best_metric, value, CHECKPOINT_DIR, BEST)
 
     @torch.no_grad()

@@ -17,6 +17,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import Dataset
 
+from gantrain.distributed import everywhere
 from gantrain.errors import ConfigError
 from gantrain.labels import LabelSpec
 
@@ -57,7 +58,8 @@ class Step:
 
     def __call__(self, names: str | Sequence[str], loss: torch.Tensor) -> None:
         names = (names,) if isinstance(names, str) else tuple(names)
-        if not bool(torch.isfinite(loss.detach()).all()):
+        # under torchrun every process must skip (or stop) together, or the others wait for its gradients
+        if not everywhere(bool(torch.isfinite(loss.detach()).all())):
             if not self.skip_non_finite:
                 raise NonFiniteLoss(names, float(loss.detach().float().sum()))
             self.skipped += 1
@@ -156,6 +158,20 @@ class Recipe(nn.Module):
     def compilable_networks(self) -> list[nn.Module]:
         """Networks that ``torch.compile`` may wrap (those never differentiated twice)."""
         return []
+
+    def trained_networks(self) -> dict[str, nn.Module]:
+        """The submodules that the optimizers update, by attribute name; DDP wraps each one separately."""
+        trained = {
+            id(parameter)
+            for optimizer in self.optimizers().values()
+            for group in optimizer.param_groups
+            for parameter in group["params"]
+        }
+        return {
+            name: module
+            for name, module in self.named_children()
+            if any(id(parameter) in trained for parameter in module.parameters())
+        }
 
     def generated_and_real(self, batch: Any, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """For FID / KID: images this model makes from a held-out batch, and the real images to compare
