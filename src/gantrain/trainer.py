@@ -297,7 +297,7 @@ class Trainer:
         except RuntimeError as error:  # e.g. "DataLoader worker (pid 123) is killed by signal: Killed"
             self.save_after_failure(recipe, step)
             raise TrainingError(
-                f"Loading data failed at step {step + 1}: {error}. {self.intact_checkpoint()} "
+                f"Loading data failed at step {step + 1}: {str(error).rstrip('.')}. {self.intact_checkpoint()} "
                 f"If a worker ran out of memory, lower trainer.num_workers or trainer.batch_size, then "
                 f"continue with resume={self.run_dir}."
             ) from None
