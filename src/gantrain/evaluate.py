@@ -38,8 +38,12 @@ log = logging.getLogger(__name__)
 register_configs()
 
 def held_out_dataset(cfg: DictConfig, split: str = "test") -> Dataset:
-    """The test split where the dataset has one, else the training data itself (the embedded shapes)."""
-    return build_dataset(cfg, split=split) if "split" in cfg.dataset else build_dataset(cfg)
+    """The test split where the dataset has one, else the training data itself (the embedded shapes).
+
+    Never kept in memory (``dataset.in_memory``): only a few of its items are used, and as float images.
+    """
+    overrides = {"split": split} if "split" in cfg.dataset else {}
+    return build_dataset(cfg, **overrides, in_memory=False)
 
 
 class Evaluator:

@@ -26,6 +26,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
 from gantrain.data.images import PIL_MODE_BY_CHANNELS, list_images, open_image
+from gantrain.data.in_memory import refuse_in_memory
 from gantrain.errors import DatasetError
 
 SPLITS = ("train", "test")
@@ -64,7 +65,13 @@ class DomainFolders(Dataset):
         flip: bool = True,
         random_crop_probability: float = 0.0,
         balanced: bool = True,
+        in_memory: bool = False,
     ) -> None:
+        refuse_in_memory(
+            in_memory,
+            "the domain folders (dataset=domains, afhq, celeba_hq, rafd)",
+            "their random resized crop, StarGAN v2's augmentation, is drawn per image",
+        )
         if split not in SPLITS:
             raise DatasetError(f"dataset.split={split!r} is not supported; use dataset.split=train or test.")
         if channels not in PIL_MODE_BY_CHANNELS:
@@ -225,7 +232,8 @@ class WithReferences(Dataset):
     trainer seeds and checkpoints.  With a ``seed`` (a fixed sample batch)
     item ``i`` is computed under a forked CPU RNG seeded from ``(seed, i)``:
     it is the same every time, augmentations included, and the global RNG is
-    left exactly as it was.
+    left exactly as it was.  An in-memory dataset's ``batch_transform`` is
+    passed on: it turns every uint8 image of the batch into [-1, 1].
     """
 
     def __init__(self, dataset: Dataset, seed: int | None = None) -> None:
@@ -237,6 +245,7 @@ class WithReferences(Dataset):
             )
         self.dataset = dataset
         self.seed = seed
+        self.batch_transform = getattr(dataset, "batch_transform", None)
         self.label_names = list(dataset.label_names)
         self.label_groups = list(dataset.label_groups)
         self.multi_label = False

@@ -18,6 +18,11 @@ config on colour data trains a grayscale GAN on purpose rather than failing.
 16-bit grayscale files are scaled to 8 bits (PIL's conversion would clip them
 to white); floating-point files are refused because their range is unknown.
 
+``in_memory`` (folder and celeba): every file is decoded, converted and
+resized once, at construction, and kept as a uint8 tensor; items are then
+uint8 images and ``batch_transform`` (:mod:`gantrain.data.in_memory`) flips
+(celeba's ``flip``) and scales whole batches to [-1, 1].
+
 Bad files: every file-based dataset opens its images with :func:`open_image`,
 which decodes the whole file and raises :class:`BadImageFile` (naming the file
 and the reason) for an empty, truncated, corrupt or non-image file.
@@ -41,6 +46,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extensi
 from torchvision.transforms import v2
 
 from gantrain.config import CELEBA_HAIR_COLOURS
+from gantrain.data.in_memory import BatchAugment, refuse_in_memory, stack_items
 from gantrain.errors import DatasetError
 
 PIL_MODE_BY_CHANNELS = {1: "L", 3: "RGB"}
@@ -118,17 +124,28 @@ class ImageFiles(Dataset):
     """Images from an explicit, ordered file list, each labelled 0.
 
     The list is fixed at construction so the sample order never depends on the
-    file system's listing order.
+    file system's listing order.  With a ``batch_transform`` (in memory),
+    ``transform`` is the deterministic part that ends in a uint8 tensor: every
+    file goes through it once, here, the items are those uint8 images, and
+    ``batch_transform`` finishes collated batches.
     """
 
-    def __init__(self, files: list[Path], transform: v2.Transform) -> None:
+    def __init__(
+        self, files: list[Path], transform: v2.Transform, batch_transform: BatchAugment | None = None
+    ) -> None:
         self.files = files
         self.transform = transform
+        self.batch_transform = batch_transform
+        self.images: torch.Tensor | None = None
+        if batch_transform is not None:
+            self.images = stack_items(len(files), lambda index: transform(open_image(files[index])), "images")
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if self.images is not None:
+            return self.images[index], 0
         return self.transform(open_image(self.files[index])), 0
 
 
@@ -144,22 +161,32 @@ def list_images(folder: Path) -> list[Path]:
     )
 
 
-def image_folder(path: str | None, image_size: int, channels: int = 3, download: bool = False) -> Dataset:
+def image_folder(
+    path: str | None, image_size: int, channels: int = 3, download: bool = False, in_memory: bool = False
+) -> Dataset:
     """Every image below ``path`` (searched recursively, sorted by relative path).
 
     ``download`` is accepted only so all dataset configs share one signature;
     a custom folder has nothing to download.
     """
-    transform = _image_transform(image_size, channels)
+    transform = _image_transform(image_size, channels, in_memory=in_memory)
     root = _existing_folder(path, IMAGE_FOLDER_HINT)
     files = list_images(root)
     if not files:
         raise DatasetError(f"The image folder '{root}' contains no images. {IMAGE_FOLDER_HINT}")
-    return ImageFiles(files, transform)
+    return ImageFiles(files, transform, _batch_transform(in_memory, channels))
 
 
-def mnist(path: str | None, image_size: int = 32, channels: int = 1, download: bool = True) -> Dataset:
+def _batch_transform(in_memory: bool, channels: int, flip: bool = False) -> BatchAugment | None:
+    """What finishes the in-memory images (already at their final size): a flip, the scaling to [-1, 1]."""
+    return BatchAugment(None, random_crop=False, flip=flip, channels=channels) if in_memory else None
+
+
+def mnist(
+    path: str | None, image_size: int = 32, channels: int = 1, download: bool = True, in_memory: bool = False
+) -> Dataset:
     """The MNIST training split (60,000 handwritten digits, labels 0-9) via torchvision."""
+    refuse_in_memory(in_memory, "dataset=mnist", "torchvision already keeps its digits in memory")
     root = Path(path or "data/mnist").expanduser()
     raw_folder = root / "MNIST" / "raw"
     archives = [archive for archive, _ in MNIST.resources]
@@ -175,8 +202,11 @@ def mnist(path: str | None, image_size: int = 32, channels: int = 1, download: b
     )
 
 
-def cifar10(path: str | None, image_size: int = 32, channels: int = 3, download: bool = True) -> Dataset:
+def cifar10(
+    path: str | None, image_size: int = 32, channels: int = 3, download: bool = True, in_memory: bool = False
+) -> Dataset:
     """The CIFAR-10 training split (50,000 32x32 photos, labels 0-9) via torchvision."""
+    refuse_in_memory(in_memory, "dataset=cifar10", "torchvision already keeps its photos in memory")
     root = Path(path or "data/cifar10").expanduser()
     batch_files = [name for name, _ in CIFAR10.train_list + CIFAR10.test_list] + [CIFAR10.meta["filename"]]
     how_to_fix = (
@@ -205,8 +235,9 @@ class CelebAFaces(ImageFiles):
         labels: torch.Tensor | None = None,
         label_names: list[str] | None = None,
         label_groups: list[list[str]] | None = None,
+        batch_transform: BatchAugment | None = None,
     ) -> None:
-        super().__init__(files, transform)
+        super().__init__(files, transform, batch_transform)
         self.labels = labels
         self.label_names = list(label_names or [])
         self.label_groups = [list(group) for group in label_groups or []]
@@ -226,6 +257,7 @@ def celeba(
     exclusive_groups: Sequence[Sequence[str]] = (tuple(CELEBA_HAIR_COLOURS),),
     split: str = "train",
     flip: bool = False,
+    in_memory: bool = False,
 ) -> CelebAFaces:
     """The aligned CelebA faces (``img_align_celeba/*.jpg``, 178x218), optionally labelled by attributes.
 
@@ -244,9 +276,11 @@ def celeba(
     """
     if split not in CELEBA_SPLITS:
         raise DatasetError(f"dataset.split={split!r} is not supported; use dataset.split=train, test or all.")
+    flip = flip and split != "test"
     transform = _image_transform(
-        image_size, channels, face_crop=CELEBA_FACE_CROP, flip=flip and split != "test"
+        image_size, channels, face_crop=CELEBA_FACE_CROP, flip=flip, in_memory=in_memory
     )
+    batch_transform = _batch_transform(in_memory, channels, flip)
     hint = (
         f"Download img_align_celeba.zip ('Align&Cropped Images') from the official CelebA page {CELEBA_URL}, "
         f"unzip it so that the folder holds {CELEBA_FOLDER}/000001.jpg ... {CELEBA_FOLDER}/202599.jpg, and set "
@@ -260,7 +294,7 @@ def celeba(
         if not files:
             raise DatasetError(f"No CelebA images (*.jpg) were found in '{image_dir}'. {hint}")
         files = [files[number] for number in _celeba_split_or_error(len(files), split, image_dir)]
-        return CelebAFaces(files, transform)
+        return CelebAFaces(files, transform, batch_transform=batch_transform)
 
     attribute_file = _celeba_attribute_file(root, image_dir)
     file_names, labels = _read_celeba_attributes(attribute_file, attributes, exclusive_groups)
@@ -280,6 +314,7 @@ def celeba(
         labels[chosen],
         label_names=list(attributes),
         label_groups=[group for group in groups if len(group) >= 2],
+        batch_transform=batch_transform,
     )
 
 
@@ -387,13 +422,14 @@ def _check_celeba_names(chosen: Sequence[str], valid: list[str], setting: str, a
 
 
 def _image_transform(
-    image_size: int, channels: int, face_crop: int | None = None, flip: bool = False
+    image_size: int, channels: int, face_crop: int | None = None, flip: bool = False, in_memory: bool = False
 ) -> v2.Compose:
     """PIL image -> float32 tensor in [-1, 1], resized and centre-cropped to a square.
 
     The colour mode is converted on the PIL image first, so grayscale, RGBA or
     palette files all end up with exactly ``channels`` channels.  ``flip``
-    mirrors half the images, drawing from torch's global RNG.
+    mirrors half the images, drawing from torch's global RNG.  ``in_memory``:
+    the deterministic part alone, ending in a uint8 tensor (no flip).
     """
     if channels not in PIL_MODE_BY_CHANNELS:
         raise DatasetError(
@@ -410,6 +446,8 @@ def _image_transform(
         if face_crop
         else [v2.Resize(image_size), v2.CenterCrop(image_size)]
     )
+    if in_memory:
+        return v2.Compose([to_mode, *crop_and_resize, v2.PILToTensor()])
     return v2.Compose(
         [
             to_mode,

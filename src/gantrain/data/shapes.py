@@ -15,7 +15,9 @@ Rendering
     colour is a random saturated, bright hue whose luminance differs from the
     background's by at least 0.3, so the shape stands out in grayscale too.
     Edges are anti-aliased over one pixel.  Item ``index`` of seed ``seed`` is
-    drawn from ``np.random.default_rng([seed, index])`` alone.
+    drawn from ``np.random.default_rng([seed, index])`` alone.  With
+    ``in_memory`` every item is rendered once, at construction, and kept
+    (:func:`stored_image`); ``batch_transform`` scales the batches to [-1, 1].
 
 Judge (per image, colours scaled to [0, 1])
     1. Background colour: per-channel median of the border pixels.
@@ -57,6 +59,7 @@ import torch
 from scipy import ndimage
 from torch.utils.data import Dataset
 
+from gantrain.data.in_memory import BatchAugment, stack_items
 from gantrain.errors import DatasetError
 
 SHAPE_NAMES: tuple[str, ...] = ("circle", "square", "triangle")
@@ -147,6 +150,7 @@ class ShapesDataset(Dataset):
         path: str | None = None,
         download: bool = False,
         background: tuple[int, int, int] = (0, 0, 0),
+        in_memory: bool = False,
     ) -> None:
         if image_size < MIN_IMAGE_SIZE:
             raise DatasetError(f"The shapes dataset needs image_size >= {MIN_IMAGE_SIZE}, got {image_size}.")
@@ -161,6 +165,18 @@ class ShapesDataset(Dataset):
         self.seed = seed
         self.channels = channels
         self.background = tuple(int(value) for value in background)
+        self.images: torch.Tensor | None = None
+        self.batch_transform: BatchAugment | None = None
+        if in_memory:
+            labels = [0] * num_samples
+
+            def render(index: int) -> torch.Tensor:
+                image, labels[index] = self._render(index)
+                return stored_image(image, channels)
+
+            self.images = stack_items(num_samples, render, "shapes")
+            self.image_labels = labels
+            self.batch_transform = BatchAugment(None, random_crop=False, flip=False, channels=channels)
 
     def __len__(self) -> int:
         return self.num_samples
@@ -169,12 +185,18 @@ class ShapesDataset(Dataset):
         index = int(index)
         if not 0 <= index < self.num_samples:
             raise IndexError(f"Index {index} is outside the shapes dataset of {self.num_samples} samples.")
+        if self.images is not None:
+            return self.images[index], self.image_labels[index]
+        image, label = self._render(index)
+        return image_tensor(image, self.channels), label
+
+    def _render(self, index: int) -> tuple[np.ndarray, int]:
+        """Item ``index`` as a uint8 H x W x 3 rendering and its label."""
         rng = np.random.default_rng([self.seed, index])
         label = int(rng.integers(len(SHAPE_NAMES)))
         center, size = random_placement(rng, self.image_size)
         colour = contrasting_colour(rng, self.background)
-        image = render_shape(SHAPE_NAMES[label], self.image_size, center, size, colour, self.background)
-        return image_tensor(image, self.channels), label
+        return render_shape(SHAPE_NAMES[label], self.image_size, center, size, colour, self.background), label
 
 
 def random_placement(rng: np.random.Generator, image_size: int) -> tuple[tuple[float, float], float]:
@@ -191,6 +213,19 @@ def image_tensor(image: np.ndarray, channels: int) -> torch.Tensor:
         image = (image @ LUMA_WEIGHTS)[..., np.newaxis]
     pixels = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
     return torch.from_numpy(pixels / np.float32(127.5) - np.float32(1.0))
+
+
+def stored_image(image: np.ndarray, channels: int) -> torch.Tensor:
+    """What the in-memory shapes keep of a uint8 H x W x 3 rendering.
+
+    RGB: the uint8 ``3 x H x W`` pixels, which BatchAugment's ``x / 127.5 - 1``
+    turns into exactly :func:`image_tensor`'s values.  One channel:
+    image_tensor's float32 itself, because luma (0.299 R + 0.587 G + 0.114 B)
+    falls between the 256 levels and uint8 would round it.
+    """
+    if channels == 1:
+        return image_tensor(image, channels)
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
 def contrasting_colour(rng: np.random.Generator, background: tuple[int, int, int]) -> tuple[int, int, int]:

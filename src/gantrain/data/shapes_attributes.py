@@ -13,7 +13,8 @@ ShapesAttributes
     attributes, a multi-hot vector over red, green, blue, circle, square,
     triangle (StarGAN's setting, like CelebA's hair colours); ``labels=domains``
     by one of nine colour-shape domains, red_circle, red_square, ...,
-    blue_triangle (StarGAN v2's one domain per image).
+    blue_triangle (StarGAN v2's one domain per image).  ``in_memory`` renders
+    every image once, as the translation shapes do.
 
 judge_attributes (colours in [0, 1]; figures from 2,000 test items)
     A good translation shows the target colour and shape at the input's
@@ -101,6 +102,7 @@ class ShapesAttributes(_ShapesTranslation):
         num_samples: int = 20000,
         seed: int = 0,
         labels: LabelKind | str = LabelKind.attributes,
+        in_memory: bool = False,
     ) -> None:
         super().__init__(path, image_size, channels, download, split, num_samples, seed)
         if channels != 3:
@@ -117,6 +119,8 @@ class ShapesAttributes(_ShapesTranslation):
         self.label_names = list(ATTRIBUTE_NAMES if self.multi_label else DOMAIN_NAMES)
         self.label_groups = [list(group) for group in self.attribute_groups] if self.multi_label else []
         self._domain_indices: list[list[int]] | None = None
+        if in_memory:
+            self._keep_in_memory()  # here rather than in the base class: rendering needs the checks above
 
     def attributes(self, index: int) -> dict:
         """The ``kind``, ``colour_name``, ``colour`` (RGB 0-255), ``center`` (x, y in pixels) and ``size`` (pixels)."""
@@ -146,8 +150,15 @@ class ShapesAttributes(_ShapesTranslation):
         return label
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor | int]:
+        if self.images is not None:
+            kind, colour = self._kind_and_colour(self._rng(index, 0))  # the label without the rendering
+            return self.images[index, 0], self.label_of(colour, kind)
         attributes = self.attributes(index)
         return self.render(attributes), self.label_of(attributes["colour_name"], attributes["kind"])
+
+    def _renderings(self, index: int) -> list[np.ndarray]:
+        shape = {key: value for key, value in self.attributes(index).items() if key != "colour_name"}
+        return [render_shape(image_size=self.image_size, background=BACKGROUND, **shape)]
 
     def domain_indices(self) -> list[list[int]]:
         """For each of the nine domains, the indices of its items (from the draws alone, nothing is rendered)."""

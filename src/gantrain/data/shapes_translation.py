@@ -13,6 +13,9 @@ Sizes, positions and colours follow ShapesDataset's distributions on a black
 background.  Every image is drawn from
 ``np.random.default_rng([seed, split code, index, side])`` alone, so items do
 not depend on the access order and the train and test splits share no image.
+With ``in_memory`` every item is rendered once, at construction, and kept as
+:func:`gantrain.data.shapes.stored_image` says; ``batch_transform`` scales the
+batches to [-1, 1].
 
 judge_unpaired (colours in [0, 1])
     Foreground as in :func:`gantrain.data.shapes.judge`: pixels whose largest
@@ -35,6 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from gantrain.data.in_memory import BatchAugment, stack_items
 from gantrain.data.shapes import (
     FOREGROUND_MIN_DISTANCE,
     MIN_IMAGE_SIZE,
@@ -45,6 +49,7 @@ from gantrain.data.shapes import (
     random_placement,
     render_shape,
     shape_coverage,
+    stored_image,
 )
 from gantrain.errors import DatasetError
 
@@ -62,8 +67,12 @@ class _ShapesTranslation(Dataset):
     """Argument checks and tensor conversion shared by the two shapes translation datasets.
 
     ``path`` and ``download`` are accepted and ignored so the shapes share the
-    keyword signature of the file-based translation configs.
+    keyword signature of the file-based translation configs.  Subclasses
+    draw an item's images in ``_renderings``; in memory, ``images`` holds them
+    all (N x images per item x C x H x W).
     """
+
+    sides: tuple[str, ...] = ("A", "B")
 
     def __init__(
         self,
@@ -74,6 +83,7 @@ class _ShapesTranslation(Dataset):
         split: str = "train",
         num_samples: int = 20000,
         seed: int = 0,
+        in_memory: bool = False,
     ) -> None:
         if image_size < MIN_IMAGE_SIZE:
             raise DatasetError(f"The shapes datasets need image_size >= {MIN_IMAGE_SIZE}, got {image_size}.")
@@ -88,15 +98,42 @@ class _ShapesTranslation(Dataset):
         self.split = split
         self.num_samples = num_samples
         self.seed = seed
+        self.images: torch.Tensor | None = None
+        self.batch_transform: BatchAugment | None = None
+        if in_memory:
+            self._keep_in_memory()
+
+    def _keep_in_memory(self) -> None:
+        """Render every item once and keep it; batch_transform scales the batches to [-1, 1]."""
+
+        def render(index: int) -> torch.Tensor:
+            return torch.stack([stored_image(image, self.channels) for image in self._renderings(index)])
+
+        self.images = stack_items(self.num_samples, render, f"{type(self).__name__} {self.split} items")
+        self.batch_transform = BatchAugment(None, random_crop=False, flip=False, channels=self.channels)
+
+    def _renderings(self, index: int) -> list[np.ndarray]:
+        """The uint8 H x W x 3 renderings of item ``index``, one per side."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if self.images is not None:
+            images = self.images[self._checked(index)]
+        else:
+            images = [self._to_tensor(image) for image in self._renderings(index)]
+        return dict(zip(self.sides, images, strict=True))
 
     def __len__(self) -> int:
         return self.num_samples
 
-    def _rng(self, index: int, side: int) -> np.random.Generator:
+    def _checked(self, index: int) -> int:
         index = int(index)
         if not 0 <= index < self.num_samples:
             raise IndexError(f"Index {index} is outside the shapes dataset of {self.num_samples} samples.")
-        return np.random.default_rng([self.seed, SPLIT_CODES[self.split], index, side])
+        return index
+
+    def _rng(self, index: int, side: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, SPLIT_CODES[self.split], self._checked(index), side])
 
     def _random_shape(self, kind: str, rng: np.random.Generator) -> dict:
         """Kind, colour, centre and size of one shape, drawn as ShapesDataset draws them."""
@@ -116,11 +153,10 @@ class ShapesUnpaired(_ShapesTranslation):
         """The ``kind``, ``colour`` (RGB 0-255), ``center`` (x, y in pixels) and ``size`` (pixels) of one side."""
         return self._random_shape(self.kinds[side], self._rng(index, list(self.kinds).index(side)))
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {
-            side: self._to_tensor(render_shape(image_size=self.image_size, **self.attributes(index, side)))
-            for side in self.kinds
-        }
+    def _renderings(self, index: int) -> list[np.ndarray]:
+        return [
+            render_shape(image_size=self.image_size, **self.attributes(index, side)) for side in self.sides
+        ]
 
 
 class ShapesPaired(_ShapesTranslation):
@@ -131,13 +167,13 @@ class ShapesPaired(_ShapesTranslation):
         rng = self._rng(index, 0)
         return self._random_shape(SHAPE_NAMES[int(rng.integers(len(SHAPE_NAMES)))], rng)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def _renderings(self, index: int) -> list[np.ndarray]:
         shape = self.attributes(index)
         outline_width = OUTLINE_WIDTH_SHARE * self.image_size
-        return {
-            "A": self._to_tensor(render_outline(image_size=self.image_size, width=outline_width, **shape)),
-            "B": self._to_tensor(render_shape(image_size=self.image_size, **shape)),
-        }
+        return [
+            render_outline(image_size=self.image_size, width=outline_width, **shape),
+            render_shape(image_size=self.image_size, **shape),
+        ]
 
 
 def render_outline(

@@ -25,6 +25,12 @@ Every random choice (crop offsets, flips, the unaligned B index) is drawn from
 torch's global RNG, so the trainer's seed and its checkpointed RNG state make
 runs reproducible and resumable.
 
+``in_memory`` (``preprocess=resize_and_crop`` only) decodes and resizes every
+file to ``load_size`` once, at construction, and keeps it as uint8; items are
+then uint8 tensors and ``batch_transform`` crops, flips and normalises whole
+batches (:mod:`gantrain.data.in_memory`), with the same semantics: aligned
+pairs share their crop and flip, unaligned A and B draw their own.
+
 Files are opened with :func:`gantrain.data.images.open_image` and converted
 to ``dataset.channels`` as described in :mod:`gantrain.data.images` (grayscale
 to three equal channels, colour to luma).  A file that cannot be used raises
@@ -44,6 +50,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
 from gantrain.data.images import PIL_MODE_BY_CHANNELS, BadImageFile, list_images, open_image
+from gantrain.data.in_memory import BatchAugment, stack_items
 from gantrain.errors import DatasetError
 
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
@@ -83,12 +90,20 @@ class _TranslationFolders(Dataset):
         preprocess: str = "resize_and_crop",
         flip: bool = True,
         name: str | None = None,
+        in_memory: bool = False,
     ) -> None:
         if split not in SPLITS:
             raise DatasetError(f"dataset.split={split!r} is not supported; use dataset.split=train or test.")
         if preprocess not in PREPROCESS_MODES:
             raise DatasetError(
                 f"dataset.preprocess={preprocess!r} is not supported; use one of {', '.join(PREPROCESS_MODES)}."
+            )
+        if in_memory and preprocess != "resize_and_crop":
+            mode = getattr(preprocess, "value", preprocess)  # the config's Preprocess enum, or a plain string
+            raise DatasetError(
+                f"dataset.in_memory=true supports dataset.preprocess=resize_and_crop only (every image is "
+                f"resized to load_size once and cropped a batch at a time), not preprocess={mode}; set "
+                f"dataset.preprocess=resize_and_crop or dataset.in_memory=false."
             )
         if channels not in PIL_MODE_BY_CHANNELS:
             raise DatasetError(
@@ -109,13 +124,23 @@ class _TranslationFolders(Dataset):
         self.name = name
         self.preprocess = preprocess
         self.root = self._find_root(path, name, download)
-        self.transform = translation_transform(
-            preprocess, image_size, load_size, channels, augment=split == "train", flip=flip
-        )
+        augment = split == "train"
+        self.transform = translation_transform(preprocess, image_size, load_size, channels, augment, flip)
         self._index_files()
+        self.batch_transform: BatchAugment | None = None
+        if in_memory:
+            self.batch_transform = BatchAugment(
+                image_size, random_crop=augment, flip=flip and augment, channels=channels, paired=self.paired
+            )
+            prepare = preparation_steps(preprocess, image_size, load_size, channels)
+            self._keep_in_memory(v2.Compose([*prepare, v2.PILToTensor()]))
 
     def _index_files(self) -> None:
         """List the split's image files (the layouts differ)."""
+        raise NotImplementedError
+
+    def _keep_in_memory(self, prepare: v2.Transform) -> None:
+        """Decode every file once with ``prepare`` (PIL image -> uint8 tensor at load_size) and keep it."""
         raise NotImplementedError
 
     def _find_root(self, path: str | None, name: str | None, download: bool) -> Path:
@@ -179,10 +204,20 @@ class UnalignedFolders(_TranslationFolders):
 
     kind = "unaligned"
     hint = UNALIGNED_HINT
+    paired = False
 
     def _index_files(self) -> None:
         self.files_a = self._images(self.root / f"{self.split}A")
         self.files_b = self._images(self.root / f"{self.split}B")
+        self.images_a: torch.Tensor | None = None
+        self.images_b: torch.Tensor | None = None
+
+    def _keep_in_memory(self, prepare: v2.Transform) -> None:
+        def decode(files: list[Path], side: str) -> torch.Tensor:
+            what = f"{self.split}{side} images"
+            return stack_items(len(files), lambda index: prepare(open_image(files[index])), what)
+
+        self.images_a, self.images_b = decode(self.files_a, "A"), decode(self.files_b, "B")
 
     def __len__(self) -> int:
         return max(len(self.files_a), len(self.files_b))
@@ -194,10 +229,10 @@ class UnalignedFolders(_TranslationFolders):
             index_b = int(torch.randint(len(self.files_b), ()))
         else:
             index_b = index % len(self.files_b)
-        return {
-            "A": self._load(self.files_a[index % len(self.files_a)]),
-            "B": self._load(self.files_b[index_b]),
-        }
+        index_a = index % len(self.files_a)
+        if self.images_a is not None:
+            return {"A": self.images_a[index_a], "B": self.images_b[index_b]}
+        return {"A": self._load(self.files_a[index_a]), "B": self._load(self.files_b[index_b])}
 
     def _load(self, file: Path) -> torch.Tensor:
         image = open_image(file)
@@ -214,6 +249,7 @@ class AlignedFolders(_TranslationFolders):
 
     kind = "aligned"
     hint = ALIGNED_HINT
+    paired = True
 
     def _index_files(self) -> None:
         split = self.split
@@ -221,6 +257,15 @@ class AlignedFolders(_TranslationFolders):
         if split == "test" and not folder.is_dir() and (self.root / "val").is_dir():
             folder = self.root / "val"
         self.files = self._images(folder)
+        self.pairs: torch.Tensor | None = None
+
+    def _keep_in_memory(self, prepare: v2.Transform) -> None:
+        """``pairs``: N x 2 x C x H x W, A then B."""
+
+        def load(index: int) -> torch.Tensor:
+            return torch.stack([prepare(half) for half in self._halves(self.files[index])])
+
+        self.pairs = stack_items(len(self.files), load, f"{self.split} A|B pairs")
 
     def __len__(self) -> int:
         return len(self.files)
@@ -228,14 +273,19 @@ class AlignedFolders(_TranslationFolders):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         index = int(index)
         self._check_index(index)
-        file = self.files[index]
+        if self.pairs is not None:
+            return {"A": self.pairs[index, 0], "B": self.pairs[index, 1]}
+        image_a, image_b = self.transform(*self._halves(self.files[index]))
+        return {"A": image_a, "B": image_b}
+
+    def _halves(self, file: Path) -> tuple[Image.Image, Image.Image]:
+        """The A (left) and B (right) halves of a checked pair file."""
         image = open_image(file)
         width, height = image.size
         self._check_pair_shape(file, width, height)
         half = width // 2
         self._check_crop_fits(file, (half, height))
-        image_a, image_b = self.transform(image.crop((0, 0, half, height)), image.crop((half, 0, width, height)))
-        return {"A": image_a, "B": image_b}
+        return image.crop((0, 0, half, height)), image.crop((half, 0, width, height))
 
     @staticmethod
     def _check_pair_shape(file: Path, width: int, height: int) -> None:
@@ -267,17 +317,7 @@ def translation_transform(
     and applies them to all, which keeps aligned pairs aligned.  With
     ``augment=False`` crops are centred and nothing is flipped.
     """
-    steps: list[v2.Transform] = [
-        v2.Lambda(partial(Image.Image.convert, mode=PIL_MODE_BY_CHANNELS[channels]), Image.Image)
-    ]
-    if preprocess == "resize_and_crop":
-        steps.append(v2.Resize((load_size, load_size), interpolation=RESAMPLING))
-    elif preprocess == "scale_width":
-        steps.append(v2.Lambda(partial(_scale_width, width=image_size, min_height=1), Image.Image))
-    elif preprocess == "scale_width_and_crop":
-        steps.append(v2.Lambda(partial(_scale_width, width=load_size, min_height=image_size), Image.Image))
-    elif preprocess == "none":
-        steps.append(v2.Lambda(_round_sides_to_multiple, Image.Image))
+    steps = preparation_steps(preprocess, image_size, load_size, channels)
     if preprocess.endswith("crop"):
         steps.append(v2.RandomCrop(image_size) if augment else v2.CenterCrop(image_size))
     if flip and augment:
@@ -289,6 +329,22 @@ def translation_transform(
         v2.ToPureTensor(),
     ]
     return v2.Compose(steps)
+
+
+def preparation_steps(preprocess: str, image_size: int, load_size: int, channels: int) -> list[v2.Transform]:
+    """The deterministic start of :func:`translation_transform`: colour mode and resize, on PIL images."""
+    steps: list[v2.Transform] = [
+        v2.Lambda(partial(Image.Image.convert, mode=PIL_MODE_BY_CHANNELS[channels]), Image.Image)
+    ]
+    if preprocess == "resize_and_crop":
+        steps.append(v2.Resize((load_size, load_size), interpolation=RESAMPLING))
+    elif preprocess == "scale_width":
+        steps.append(v2.Lambda(partial(_scale_width, width=image_size, min_height=1), Image.Image))
+    elif preprocess == "scale_width_and_crop":
+        steps.append(v2.Lambda(partial(_scale_width, width=load_size, min_height=image_size), Image.Image))
+    elif preprocess == "none":
+        steps.append(v2.Lambda(_round_sides_to_multiple, Image.Image))
+    return steps
 
 
 def _scale_width(image: Image.Image, width: int, min_height: int) -> Image.Image:
