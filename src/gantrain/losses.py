@@ -60,30 +60,34 @@ def gradient_penalty(
     real: torch.Tensor,
     fake: torch.Tensor,
     alpha: torch.Tensor | None = None,
+    scale: torch.Tensor | float = 1.0,
 ) -> torch.Tensor:
     """E[(||grad f(x_hat)||_2 - 1)^2] at x_hat = x + alpha (G(z) - x) (Gulrajani et al. 2017).
 
     ``alpha`` is drawn from U(0, 1) once per sample unless given.  The norm runs
     over every non-batch dimension, and is taken in fp32 so that it stays exact
-    under autocast.  The result is unweighted: multiply by lambda (10).
+    under autocast.  Under fp16, ``scale`` is the loss scale (``Step.loss_scale``):
+    the input gradient is taken of the scaled scores and divided back in fp32.
+    The result is unweighted: multiply by lambda (10).
     """
     if alpha is None:
         alpha = torch.rand(real.size(0), *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
     interpolates = (real.detach() + alpha * (fake.detach() - real.detach())).requires_grad_(True)
     scores = critic(interpolates)
-    (gradients,) = torch.autograd.grad(scores.sum(), interpolates, create_graph=True)
-    norms = gradients.flatten(1).float().norm(2, dim=1)
+    (gradients,) = torch.autograd.grad(scores.sum() * scale, interpolates, create_graph=True)
+    norms = (gradients.float() / scale).flatten(1).norm(2, dim=1)
     return ((norms - 1.0) ** 2).mean()
 
 
-def r1_penalty(real_scores: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+def r1_penalty(real_scores: torch.Tensor, real: torch.Tensor, scale: torch.Tensor | float = 1.0) -> torch.Tensor:
     """0.5 E[||grad D(x)||^2] on real images (Mescheder et al. 2018), unweighted.
 
     ``real`` must have had ``requires_grad_()`` set before D scored it.  The squared
-    norm is summed in fp32 so that it stays exact under autocast.
+    norm is summed in fp32 so that it stays exact under autocast; ``scale`` as in
+    :func:`gradient_penalty`.
     """
-    (gradients,) = torch.autograd.grad(real_scores.sum(), real, create_graph=True)
-    return 0.5 * gradients.float().pow(2).flatten(1).sum(1).mean()
+    (gradients,) = torch.autograd.grad(real_scores.sum() * scale, real, create_graph=True)
+    return 0.5 * (gradients.float() / scale).pow(2).flatten(1).sum(1).mean()
 
 
 @torch.no_grad()

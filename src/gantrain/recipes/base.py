@@ -42,7 +42,15 @@ class Step:
     Gradients are cleared before (nothing left by another network's update leaks in)
     and after (no memory held between updates).  A NaN or infinite loss raises
     :class:`NonFiniteLoss`, or with ``skip_non_finite`` drops that update (counted in
-    ``skipped``); the check costs one device sync per update.
+    ``skipped``); the check costs one device sync per update, the only one outside the
+    logging cadence.
+
+    Under fp16 the one gradient scaler serves every optimizer: an overflow skips only the
+    updates whose gradients overflowed, and the scale is updated once per training
+    iteration (:meth:`end_iteration`), or before an optimizer steps a second time in one
+    iteration (StarGAN v2's two discriminator updates), as ``GradScaler`` requires.  A
+    non-finite loss under fp16 is first taken for an overflow: the scaler skips the update
+    and halves the scale, until the scale is down to 1.
     """
 
     def __init__(
@@ -55,15 +63,19 @@ class Step:
         self.scaler = scaler
         self.skip_non_finite = skip_non_finite
         self.skipped = 0
+        self.stepped: set[str] = set()  # optimizers stepped since the scaler's last update
 
     def __call__(self, names: str | Sequence[str], loss: torch.Tensor) -> None:
         names = (names,) if isinstance(names, str) else tuple(names)
         # under torchrun every process must skip (or stop) together, or the others wait for its gradients
-        if not everywhere(bool(torch.isfinite(loss.detach()).all())):
+        if not everywhere(bool(torch.isfinite(loss.detach()).all())) and not self.may_be_overflow():
             if not self.skip_non_finite:
                 raise NonFiniteLoss(names, float(loss.detach().float().sum()))
             self.skipped += 1
             return
+        if self.stepped.intersection(names):
+            self.end_iteration()
+        self.stepped.update(names)
         optimizers = [self.optimizers[name] for name in names]
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
@@ -73,6 +85,24 @@ class Step:
         for optimizer in optimizers:
             self.scaler.step(optimizer)
             optimizer.zero_grad(set_to_none=True)
+
+    def end_iteration(self) -> None:
+        """Update the fp16 loss scale from this iteration's overflows (nothing to do in fp32 / bf16)."""
+        if self.stepped:
+            self.scaler.update()
+            self.stepped.clear()
+
+    def may_be_overflow(self) -> bool:
+        """Under fp16, a non-finite loss (a scaled penalty gradient) is an overflow while the scale is above 1."""
+        return self.scaler.is_enabled() and self.scaler.get_scale() > 1.0
+
+    def loss_scale(self, device: torch.device) -> torch.Tensor:
+        """The fp16 loss scale as a tensor on ``device`` (1 otherwise), read without a device sync.
+
+        The gradient penalty and R1 scale the scores by it before ``autograd.grad`` and divide
+        the gradients by it, so that their fp16 gradients do not underflow (the PyTorch AMP notes).
+        """
+        return self.scaler.scale(torch.ones((), device=device))
 
 
 def positive_critic_steps(n_critic: int) -> int:

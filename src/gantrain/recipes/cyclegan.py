@@ -82,14 +82,18 @@ class CycleGAN(ImageToImage):
             n_epochs_decay,
         )
 
-    def discriminator_loss(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def discriminator_loss(
+        self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, step: Step
+    ) -> torch.Tensor:
         """Half the sum over real and (pooled) fake images, plus the penalty for ``wgangp``."""
         loss = 0.5 * (
             adversarial_loss(discriminator(real), True, self.gan_loss)
             + adversarial_loss(discriminator(fake), False, self.gan_loss)
         )
         if self.gan_loss == AdversarialLoss.wgangp:
-            loss = loss + self.gp_weight * gradient_penalty(discriminator, real, fake)
+            loss = loss + self.gp_weight * gradient_penalty(
+                discriminator, real, fake, scale=step.loss_scale(real.device)
+            )
         return loss
 
     def train_step(self, batch: dict[str, torch.Tensor], step: Step) -> dict[str, torch.Tensor]:
@@ -111,8 +115,8 @@ class CycleGAN(ImageToImage):
         generator_loss = sum(losses.values())
         step("generators", generator_loss)
 
-        loss_d_a = self.discriminator_loss(self.discriminator_a, real_a, self.pool_a(fake_a))
-        loss_d_b = self.discriminator_loss(self.discriminator_b, real_b, self.pool_b(fake_b))
+        loss_d_a = self.discriminator_loss(self.discriminator_a, real_a, self.pool_a(fake_a), step)
+        loss_d_b = self.discriminator_loss(self.discriminator_b, real_b, self.pool_b(fake_b), step)
         step("discriminators", loss_d_a + loss_d_b)
 
         return {

@@ -86,7 +86,9 @@ class Pix2Pix(ImageToImage):
             adversarial_loss(real_scores, True, self.gan_loss) + adversarial_loss(fake_scores, False, self.gan_loss)
         )
         if self.gan_loss == AdversarialLoss.wgangp:
-            d_loss = d_loss + self.gp_weight * gradient_penalty(self.discriminator, real_pair, fake_pair)
+            d_loss = d_loss + self.gp_weight * gradient_penalty(
+                self.discriminator, real_pair, fake_pair, scale=step.loss_scale(source.device)
+            )
         step("discriminator", d_loss)
 
         with frozen(self.discriminator):

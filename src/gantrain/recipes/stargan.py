@@ -94,7 +94,9 @@ class StarGAN(MultiDomain):
         fake_scores, _ = self.discriminator(fake)
         critic = wasserstein_critic_loss(real_scores, fake_scores)
         real_classification = self.classification_loss(real_logits, labels)
-        penalty = gradient_penalty(lambda images: self.discriminator(images)[0], real, fake)
+        penalty = gradient_penalty(
+            lambda images: self.discriminator(images)[0], real, fake, scale=step.loss_scale(real.device)
+        )
         step("discriminator", critic + self.lambda_cls * real_classification + self.lambda_gp * penalty)
         self.discriminator_steps += 1
         metrics = {

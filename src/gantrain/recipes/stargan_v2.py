@@ -111,11 +111,16 @@ class StarGANv2(MultiDomain):
         return torch.randn(count, self.latent_dim, generator=generator).to(device)
 
     def discriminator_loss(
-        self, real: torch.Tensor, labels: torch.Tensor, target: torch.Tensor, target_style: torch.Tensor
+        self,
+        real: torch.Tensor,
+        labels: torch.Tensor,
+        target: torch.Tensor,
+        target_style: torch.Tensor,
+        loss_scale: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         real = real.detach().requires_grad_(True)
         real_logits = self.discriminator(real, labels)
-        penalty = r1_penalty(real_logits, real)
+        penalty = r1_penalty(real_logits, real, loss_scale)
         with torch.no_grad():
             fake = self.generator(real, target_style)
         fake_logits = self.discriminator(fake, target)
@@ -161,12 +166,12 @@ class StarGANv2(MultiDomain):
 
         with torch.no_grad():
             latent_style = self.mapping(latents[0], target)
-        loss, parts = self.discriminator_loss(real, labels, target, latent_style)
+        loss, parts = self.discriminator_loss(real, labels, target, latent_style, step.loss_scale(real.device))
         step("discriminator", loss)
         metrics |= {f"discriminator_latent/{name}": value for name, value in parts.items()}
         with torch.no_grad():
             reference_style = self.style_encoder(references[0], target)
-        loss, parts = self.discriminator_loss(real, labels, target, reference_style)
+        loss, parts = self.discriminator_loss(real, labels, target, reference_style, step.loss_scale(real.device))
         step("discriminator", loss)
         metrics |= {f"discriminator_reference/{name}": value for name, value in parts.items()}
         metrics["loss/discriminator"] = loss.detach()

@@ -52,7 +52,7 @@ class WGAN(NoiseToImage):
             return self.long_critic_iterations
         return self.n_critic
 
-    def critic_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    def critic_penalty(self, real: torch.Tensor, fake: torch.Tensor, step: Step) -> dict[str, torch.Tensor]:
         """Extra critic loss terms; weight clipping needs none."""
         return {}
 
@@ -66,7 +66,7 @@ class WGAN(NoiseToImage):
         real_scores = self.discriminator(real)
         fake_scores = self.discriminator(fake)
         critic_loss = wasserstein_critic_loss(real_scores, fake_scores)
-        penalties = self.critic_penalty(real, fake)
+        penalties = self.critic_penalty(real, fake, step)
         step("discriminator", critic_loss + sum(penalties.values()))
         self.after_critic_step()
         self.critic_steps_since_generator += 1

@@ -10,7 +10,7 @@ from torch import nn
 from gantrain.config import Norm
 from gantrain.errors import ConfigError
 from gantrain.losses import gradient_penalty
-from gantrain.recipes.base import OptimizerFactory
+from gantrain.recipes.base import OptimizerFactory, Step
 from gantrain.recipes.wgan import WGAN
 
 
@@ -40,8 +40,9 @@ class WGANGP(WGAN):
         )
         self.gp_weight = gp_weight
 
-    def critic_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"gradient_penalty": self.gp_weight * gradient_penalty(self.discriminator, real, fake)}
+    def critic_penalty(self, real: torch.Tensor, fake: torch.Tensor, step: Step) -> dict[str, torch.Tensor]:
+        penalty = gradient_penalty(self.discriminator, real, fake, scale=step.loss_scale(real.device))
+        return {"gradient_penalty": self.gp_weight * penalty}
 
     def after_critic_step(self) -> None:
         """No clipping: the penalty does its job."""
