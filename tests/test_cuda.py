@@ -10,10 +10,10 @@ import os
 
 import pytest
 import torch
-from conftest import read_events, run_cli, tiny
+from conftest import read_events, run_cli
 from PIL import Image
-from test_multidomain_cli import SHAPES, STARGAN, STARGAN_V2
-from test_translation_cli import CYCLEGAN, PIX2PIX
+from test_fast_path import MODELS as CPU_MODELS
+from test_fast_path import recompilations
 
 from gantrain.checkpoint import load_checkpoint
 
@@ -24,13 +24,7 @@ def on_cuda(args: list[str]) -> list[str]:
     return [arg for arg in args if arg != "device=cpu"] + ["device=cuda"]
 
 
-MODELS = {
-    **{model: on_cuda(tiny(model)) for model in ("gan", "dcgan", "wgan", "wgan_gp")},
-    "cyclegan": on_cuda([*CYCLEGAN, "dataset=shapes_unpaired", "dataset.num_samples=64"]),
-    "pix2pix": on_cuda([*PIX2PIX, "dataset=shapes_paired", "dataset.num_samples=64"]),
-    "stargan": on_cuda([*STARGAN, "dataset=shapes_attributes", *SHAPES]),
-    "stargan_v2": on_cuda([*STARGAN_V2, "dataset=shapes_domains", *SHAPES]),
-}
+MODELS = {model: on_cuda(args) for model, args in CPU_MODELS.items()}
 
 
 SERVE = {
@@ -59,3 +53,14 @@ def test_model_trains_on_cuda_resumes_and_serves_on_the_cpu(model, precision, wo
     without_gpu = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     run_cli("checkpoint=run", "device=cpu", *serve_args, module=module, cwd=workdir, env=without_gpu)
     assert list((workdir / "served").glob("*.png"))
+
+
+@pytest.mark.parametrize("model", ["dcgan", "cyclegan", "stargan"])
+def test_inductor_compiled_networks_train_on_cuda_without_recompiling_every_step(model, workdir):
+    env = {**os.environ, "TORCH_LOGS": "recompiles"}
+    args = [*MODELS[model], "device.compile=true", "trainer.sample_every=2"]
+    short = run_cli(*args, "trainer.max_steps=2", "hydra.run.dir=short", cwd=workdir, env=env)
+    long = run_cli(*args, "trainer.max_steps=8", "hydra.run.dir=long", cwd=workdir, env=env)
+    assert recompilations(long) == recompilations(short)
+    scalars, _ = read_events(workdir / "long")
+    assert math.isfinite(scalars["loss/discriminator"][8])

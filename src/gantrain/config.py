@@ -83,10 +83,17 @@ class TrainerConfig:
 
 @dataclass
 class DeviceConfig:
+    """Where and how fast: the defaults are the fast path wherever it measured safe and faster."""
+
     type: DeviceType = DeviceType.auto
-    precision: Precision = Precision.fp32
-    compile: bool = False
-    channels_last: bool = False
+    precision: Precision = Precision.auto  # bf16 autocast where the device computes bf16 natively, else fp32
+    compile: bool = False  # torch.compile the networks that are never differentiated twice
+    compile_backend: str = "inductor"  # torch.compile's backend; aot_eager checks graph capture without codegen
+    channels_last: bool | None = None  # null: channels_last_faster_on decides
+    # device types on which this model's networks measured faster in channels_last
+    # (scripts/bench.py); each model config records its own measurement
+    channels_last_faster_on: list[DeviceType] = field(default_factory=list)
+    cudnn_benchmark: bool = True  # let cuDNN time its algorithms once per shape (CUDA; shapes are static)
 
 
 class FeatureNetwork(str, Enum):
@@ -115,6 +122,9 @@ class DatasetConfig:
     image_size: int = 32
     channels: int = 3
     download: bool = False
+    # decode every image once and keep it as uint8; crop / flip / normalise whole batches on the device
+    # (folder, celeba, CycleGAN / pix2pix folders with preprocess=resize_and_crop, the embedded shapes)
+    in_memory: bool = False
 
 
 @dataclass

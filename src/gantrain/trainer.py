@@ -73,6 +73,13 @@ def resolve_precision(precision: Precision, device: torch.device) -> Precision:
     return Precision.fp32
 
 
+def resolve_channels_last(device_cfg: DeviceConfig, device: torch.device) -> bool:
+    """``device.channels_last``, or when it is null whether the model measured faster so on this device type."""
+    if device_cfg.channels_last is not None:
+        return device_cfg.channels_last
+    return device.type in {DeviceType(kind).value for kind in device_cfg.channels_last_faster_on}
+
+
 class EpochShuffle(Sampler[int]):
     """A fresh permutation each epoch, drawn from (seed, epoch) alone, and this process's share of it.
 
@@ -139,8 +146,10 @@ class Trainer:
         if self.device.type == "cuda" and distributed.active():
             self.device = torch.device("cuda", torch.cuda.current_device())  # torchrun's LOCAL_RANK
         self.precision = resolve_precision(device_cfg.precision, self.device)
-        self.channels_last = device_cfg.channels_last
-        self.compile = device_cfg.compile
+        self.channels_last = resolve_channels_last(device_cfg, self.device)
+        self.compile, self.compile_backend = device_cfg.compile, device_cfg.compile_backend
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = device_cfg.cudnn_benchmark
         self.run_dir = run_dir
         self.seed = seed
         self.run_record = run_record
@@ -193,8 +202,35 @@ class Trainer:
             yield from loader
             epoch, offset = epoch + 1, 0
 
-    def to_device(self, batch: Any) -> Any:
+    def to_device(self, batch: Any, dataset: Dataset, train: bool = True) -> Any:
+        """The collated batch on the device, augmented there when the dataset keeps its images in memory."""
+        transform = getattr(dataset, "batch_transform", None)
+        if transform is not None:
+            batch = transform(move_to(batch, self.device), train)
         return move_to(batch, self.device, self.channels_last)
+
+    # -- how the networks run -----------------------------------------------------------------
+    def place(self, recipe: Recipe) -> None:
+        """Move the networks to the device, in the memory format chosen for it."""
+        recipe.to(self.device)
+        if self.channels_last:
+            recipe.to(memory_format=torch.channels_last)
+
+    def compile_networks(self, recipe: Recipe) -> None:
+        """``torch.compile`` the networks that are never differentiated twice (``device.compile``)."""
+        if self.compile:
+            for network in recipe.compilable_networks():
+                network.compile(backend=self.compile_backend)
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(
+            self.device.type,
+            dtype=AUTOCAST_DTYPES.get(self.precision, torch.float32),
+            enabled=self.precision != Precision.fp32,
+        )
+
+    def step_function(self, recipe: Recipe) -> Step:
+        return Step(recipe.optimizers(), self.scaler, skip_non_finite=self.cfg.on_nan == NonFinitePolicy.skip)
 
     # -- state --------------------------------------------------------------------------------
     def rng_state(self) -> dict[str, Any]:
@@ -347,29 +383,22 @@ class Trainer:
         cfg = self.cfg
         steps_per_epoch = self.steps_per_epoch(dataset)
         max_steps = cfg.max_steps if cfg.max_epochs is None else cfg.max_epochs * steps_per_epoch
-        recipe.to(self.device)
-        if self.channels_last:
-            recipe.to(memory_format=torch.channels_last)
+        self.place(recipe)
         start_step = self.restore(recipe, resume_state) if resume_state else 0
         if cfg.sync_batchnorm and distributed.active():
             distributed.convert_sync_batchnorm(recipe.trained_networks(), recipe, self.device)
-        if self.compile:
-            for network in recipe.compilable_networks():
-                network.compile()
+        self.compile_networks(recipe)
         replicas = None
         if distributed.active():
             replicas = distributed.ReplicatedNetworks(recipe, recipe.trained_networks(), self.device)
         bare = replicas.bare if replicas else nullcontext  # for what rank 0 does alone
         visual_dataset = dataset if visual_dataset is None else visual_dataset
         fixed_batch = self.to_device(
-            default_collate([visual_dataset[i] for i in range(min(cfg.num_samples, len(visual_dataset)))])
+            default_collate([visual_dataset[i] for i in range(min(cfg.num_samples, len(visual_dataset)))]),
+            visual_dataset, train=False,
         )
-        step_fn = Step(recipe.optimizers(), self.scaler, skip_non_finite=cfg.on_nan == NonFinitePolicy.skip)
-        autocast = torch.autocast(
-            self.device.type,
-            dtype=AUTOCAST_DTYPES.get(self.precision, torch.float32),
-            enabled=self.precision != Precision.fp32,
-        )
+        step_fn = self.step_function(recipe)
+        autocast = self.autocast()
         logger = None
         if self.is_main:
             # on resume, TensorBoard drops what the stopped run logged after its last checkpoint
@@ -392,7 +421,7 @@ class Trainer:
         scores: dict[str, float] | None = None
         step = start_step
         sampled_step = self.saved_step = start_step
-        tick, tick_step = time.perf_counter(), step
+        tick, tick_step, data_wait = time.perf_counter(), step, 0.0
         data = self.batches(dataset, start_step)
         try:
             with logging_redirect_tqdm(), tqdm(
@@ -400,10 +429,12 @@ class Trainer:
                 dynamic_ncols=True, unit="step",
             ) as progress:
                 while step < max_steps and not self.stop_requested():
-                    batch = self.to_device(self.next_batch(data, recipe, step))
+                    waited_from = time.perf_counter()
+                    batch = self.to_device(self.next_batch(data, recipe, step), dataset)
+                    data_wait += time.perf_counter() - waited_from
                     with autocast:
                         latest.update(self.checked_step(recipe, batch, step_fn, step))
-                    self.scaler.update()
+                    step_fn.end_iteration()
                     step += 1
                     progress.update(1)
                     if recipe.schedule_per_step or step % steps_per_epoch == 0:
@@ -417,6 +448,8 @@ class Trainer:
                         values = {tag: float(value) for tag, value in latest.items()}  # rank 0's batches
                         images = (step - tick_step) * cfg.batch_size * self.world_size
                         values["perf/images_per_s"] = images / (now - tick)
+                        # above a few percent, the data pipeline starves the device: see docs/performance.md
+                        values["perf/data_wait_share"] = data_wait / (now - tick)
                         if step_fn.skip_non_finite:
                             values["health/skipped_updates"] = step_fn.skipped
                         if cfg.bad_files == BadFilePolicy.skip:
@@ -424,7 +457,7 @@ class Trainer:
                         values.update(
                             {f"lr/{name}": opt.param_groups[0]["lr"] for name, opt in recipe.optimizers().items()}
                         )
-                        tick, tick_step = now, step
+                        tick, tick_step, data_wait = now, step, 0.0
                         logger.scalars(values, step)
                         progress.set_postfix(
                             {tag.split("/")[-1]: f"{v:.3g}" for tag, v in values.items() if tag.startswith("loss/")}
