@@ -1,20 +1,39 @@
-"""Training throughput of every model at its default settings, on this machine.
+"""Training speed of gantrain's fast path against the fp32 eager baseline, in one process.
 
-Times ``recipe.train_step`` on a fixed batch (data loading excluded) after a
-warm-up, in fp32 and under bf16 autocast, and prints images per second:
+For each model, two copies are built from the same seed: the baseline (fp32, eager,
+contiguous memory: ``--baseline``) and the fast path (the run's own defaults, i.e. bf16
+autocast where the device computes it natively and the model's measured memory format,
+plus ``--fast``).  Both train on the same fixed batches with the same random draws, in
+alternating chunks of ``--steps`` steps after ``--warmup`` steps each, so that a slower
+or faster period of the machine hits both alike.  Data loading is excluded.  Printed:
+images/s of each, the speed-up, peak memory, and the losses after the last step of each
+(the fast path should track the baseline's training).
 
-    python scripts/bench.py                       # all models, CPU
-    python scripts/bench.py --models dcgan --steps 50 --json bench.json
-    python scripts/bench.py --overrides dataset.image_size=64
-    python scripts/bench.py --models stargan --overrides dataset=shapes_attributes dataset.image_size=128 '~tuning'
+    python scripts/bench.py --models dcgan                       # CPU or GPU, default data
+    python scripts/bench.py --models cyclegan --steps 2 --rounds 3 \\
+        --overrides dataset=shapes_unpaired dataset.image_size=128 '~tuning'
+    python scripts/bench.py --models stargan --fast device.compile=true --json stargan.json
+    python scripts/bench.py --models pix2pix --baseline device.channels_last=false \\
+        --fast device.channels_last=true        # measure a memory format (both in bf16)
+
+A WGAN, WGAN-GP or StarGAN step is one critic step (the generator steps every n_critic);
+a StarGAN v2 step is the paper's whole iteration.  Peak memory is the CUDA allocator's
+peak on a GPU (weights included); on the CPU (Linux) it is the peak resident memory
+above the built networks of a fresh process that trains ``--warmup`` steps of that
+variant alone (``--no-memory`` skips it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
+import statistics
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
 from hydra import compose, initialize_config_module
@@ -22,70 +41,185 @@ from torch.utils.data import default_collate
 
 import gantrain.cli  # noqa: F401  (registers the config schemas and resolvers)
 from gantrain.build import attach_labels, build_dataset, build_recipe
-from gantrain.config import Precision
-from gantrain.recipes.base import Step
-from gantrain.trainer import AUTOCAST_DTYPES, move_to, resolve_device
+from gantrain.trainer import Trainer, move_to
+
+BASELINE = ["device.precision=fp32", "device.channels_last=false", "device.compile=false"]
+DISTINCT_BATCHES = 4  # the steps cycle through this many different batches
 
 
-def bench(model: str, precision: Precision, steps: int, warmup: int, overrides: list[str]) -> dict:
-    with initialize_config_module("gantrain.configs", version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={model}", *overrides])
-    torch.manual_seed(0)
-    device = resolve_device(cfg.device.type)
-    dataset = build_dataset(cfg)
-    attach_labels(cfg, dataset, {"model": model, "dataset": "the configured dataset"})
-    recipe = build_recipe(cfg).to(device)
-    dataset = recipe.training_data(dataset, seed=0)
-    batch = move_to(default_collate([dataset[i] for i in range(cfg.trainer.batch_size)]), device)
-    step = Step(recipe.optimizers(), torch.amp.GradScaler(device.type, enabled=precision == Precision.fp16))
-    autocast = torch.autocast(device.type, AUTOCAST_DTYPES.get(precision, torch.float32),
-                              enabled=precision != Precision.fp32)
+class Variant:
+    """One copy of the model with its own device settings, weights, optimizers and random stream."""
 
-    def run(count: int) -> float:
-        start = time.perf_counter()
-        for _ in range(count):
-            with autocast:
-                recipe.train_step(batch, step)
-        if device.type == "cuda":
+    def __init__(self, model: str, overrides: list[str], batches_from: Any = None):
+        with initialize_config_module("gantrain.configs", version_base="1.3"):
+            self.cfg = compose("train", overrides=[f"model={model}", *overrides])
+        dataset = build_dataset(self.cfg)
+        attach_labels(self.cfg, dataset, {"model": model, "dataset": "the configured dataset"})
+        self.trainer = Trainer(self.cfg.trainer, self.cfg.device, Path(tempfile.gettempdir()), 0, {})
+        torch.manual_seed(0)  # the same initial weights for every variant
+        self.recipe = build_recipe(self.cfg)
+        self.trainer.place(self.recipe)
+        self.trainer.compile_networks(self.recipe)
+        self.step_fn = self.trainer.step_function(self.recipe)
+        batch_size = self.cfg.trainer.batch_size
+        data = self.recipe.training_data(dataset, seed=0)
+        collated = batches_from or [
+            default_collate([data[(b * batch_size + i) % len(data)] for i in range(batch_size)])
+            for b in range(DISTINCT_BATCHES)
+        ]
+        self.cpu_batches = collated
+        self.batches = [self.trainer.to_device(move_to(b, torch.device("cpu")), dataset) for b in collated]
+        self.rng = torch.get_rng_state()
+        self.cuda_rng = torch.cuda.get_rng_state_all() if self.trainer.device.type == "cuda" else None
+        self.steps = 0
+        self.seconds = 0.0
+        self.peak_bytes = 0
+        self.losses: dict[str, float] = {}
+
+    def synchronize(self) -> None:
+        if self.trainer.device.type == "cuda":
             torch.cuda.synchronize()
-        return time.perf_counter() - start
 
-    run(warmup)
-    seconds = run(steps)
-    return {
+    def train(self, count: int, timed: bool = True) -> None:
+        """``count`` more steps, continuing this variant's own random stream."""
+        torch.set_rng_state(self.rng)
+        if self.cuda_rng is not None:
+            torch.cuda.set_rng_state_all(self.cuda_rng)
+            torch.cuda.reset_peak_memory_stats()
+        self.synchronize()
+        start = time.perf_counter()
+        latest: dict[str, torch.Tensor] = {}
+        for _ in range(count):
+            with self.trainer.autocast():
+                latest.update(self.recipe.train_step(self.batches[self.steps % len(self.batches)], self.step_fn))
+            self.step_fn.end_iteration()
+            self.steps += 1
+        self.synchronize()
+        if timed:
+            self.seconds += time.perf_counter() - start
+        self.losses.update({tag: float(value) for tag, value in latest.items() if tag.startswith("loss/")})
+        self.rng = torch.get_rng_state()
+        if self.cuda_rng is not None:
+            self.cuda_rng = torch.cuda.get_rng_state_all()
+            self.peak_bytes = max(self.peak_bytes, torch.cuda.max_memory_allocated())
+
+    def describe(self) -> dict[str, Any]:
+        trainer = self.trainer
+        return {
+            "precision": trainer.precision.value,
+            "channels_last": trainer.channels_last,
+            "compile": trainer.compile,
+        }
+
+
+def resident_mib(field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process, from Linux's /proc."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def peak_cpu_memory(model: str, overrides: list[str], steps: int) -> float:
+    """Training's peak resident memory (MiB) above the built networks, in a fresh process.
+
+    That is activations, gradients and optimizer state: the interpreter, torch and the
+    weights are left out, which the two variants share.
+    """
+    variant = Variant(model, overrides)
+    Path("/proc/self/clear_refs").write_text("5")  # restart the peak (VmHWM) from the current RSS
+    built = resident_mib("VmRSS")
+    variant.train(steps)
+    return resident_mib("VmHWM") - built
+
+
+def bench(model: str, args: argparse.Namespace) -> dict[str, Any]:
+    overrides = {
+        "baseline": [*args.overrides, *args.baseline],
+        "fast": [*args.overrides, *args.fast],
+    }
+    baseline = Variant(model, overrides["baseline"])
+    fast = Variant(model, overrides["fast"], batches_from=baseline.cpu_batches)
+    variants = {"baseline": baseline, "fast": fast}
+    for variant in variants.values():
+        variant.train(args.warmup, timed=False)
+    chunk_seconds: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, variant in variants.items():
+            before = variant.seconds
+            variant.train(args.steps)
+            chunk_seconds[name].append(variant.seconds - before)
+
+    cfg = baseline.cfg
+    images = args.steps * args.rounds * cfg.trainer.batch_size
+    device = baseline.trainer.device
+    row: dict[str, Any] = {
         "model": model,
-        "precision": precision.value,
-        "device": str(device),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
         "image_size": cfg.dataset.image_size,
         "batch_size": cfg.trainer.batch_size,
-        "steps": steps,
-        "images_per_s": steps * cfg.trainer.batch_size / seconds,
-        "ms_per_step": 1000 * seconds / steps,
+        "timed_steps": args.steps * args.rounds,
+        "overrides": args.overrides,
     }
+    for name, variant in variants.items():
+        if device.type == "cuda":
+            peak = variant.peak_bytes / 2**20
+        elif args.memory:
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                peak = pool.apply(peak_cpu_memory, (model, overrides[name], max(args.warmup, 1)))
+        else:
+            peak = None
+        row[name] = {
+            **variant.describe(),
+            "overrides": overrides[name],
+            "images_per_s": images / variant.seconds,
+            "median_s_per_step": statistics.median(chunk_seconds[name]) / args.steps,
+            "peak_memory_mib": peak,
+            "losses_after_last_step": variant.losses,
+        }
+    row["speedup"] = row["fast"]["images_per_s"] / row["baseline"]["images_per_s"]
+    return row
+
+
+def print_row(row: dict[str, Any]) -> None:
+    memory = {name: row[name]["peak_memory_mib"] for name in ("baseline", "fast")}
+    print(f"\n{row['model']} {row['image_size']}x{row['image_size']} batch {row['batch_size']}, "
+          f"{row['timed_steps']} timed steps each, {row['device']}")
+    for name in ("baseline", "fast"):
+        variant = row[name]
+        settings = f"{variant['precision']}{' channels_last' if variant['channels_last'] else ''}" \
+                   f"{' compiled' if variant['compile'] else ''}"
+        peak = "-" if memory[name] is None else f"{memory[name]:.0f} MiB"
+        losses = ", ".join(f"{tag.removeprefix('loss/')} {value:.4g}"
+                           for tag, value in sorted(variant["losses_after_last_step"].items()))
+        print(f"  {name:<8} {settings:<28} {variant['images_per_s']:9.2f} images/s  peak {peak:>9}  {losses}")
+    print(f"  speed-up {row['speedup']:.2f}x", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["gan", "dcgan", "wgan", "wgan_gp"])
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=[p.value for p in Precision if p != Precision.auto])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--overrides", nargs="*", default=[], help="extra Hydra overrides, e.g. device=cpu")
+    parser.add_argument("--overrides", nargs="*", default=[], help="Hydra overrides for both, e.g. device=cpu")
+    parser.add_argument("--baseline", nargs="*", default=BASELINE, help="overrides of the baseline")
+    parser.add_argument("--fast", nargs="*", default=[], help="overrides of the fast path (default: none)")
+    parser.add_argument("--steps", type=int, default=10, help="steps per timed chunk")
+    parser.add_argument("--rounds", type=int, default=3, help="timed chunks of each variant, alternating")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the CPU memory measurement")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
 
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"{'model':<10} {'precision':<9} {'device':<6} {'size':>4} {'batch':>5} {'images/s':>9} {'ms/step':>8}")
+    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+          f"torch {torch.__version__}")
     results = []
     for model in args.models:
-        for precision in args.precisions:
-            row = bench(model, Precision(precision), args.steps, args.warmup, args.overrides)
-            results.append(row)
-            print(f"{model:<10} {precision:<9} {row['device']:<6} {row['image_size']:>4} {row['batch_size']:>5} "
-                  f"{row['images_per_s']:>9.1f} {row['ms_per_step']:>8.1f}", flush=True)
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump(results, file, indent=2)
+        row = bench(model, args)
+        results.append(row)
+        print_row(row)
+        if args.json:  # after each model, so that a long benchmark keeps what it measured
+            Path(args.json).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

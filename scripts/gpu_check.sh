@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# The checks that need a CUDA card, in one go (a few minutes on an H100):
+# The checks that need a CUDA card, in one go (about 8 minutes on an H100):
 #   1. tests/test_cuda.py: every model trains on the card in fp32, bf16 and fp16
-#      (gradient scaler), resumes, and its checkpoint serves on the CPU;
-#   2. scripts/bench.py at each model's reference setting, fp32 / bf16 / fp16.
-# Usage: scripts/gpu_check.sh [output folder]   (results: gpu_bench.json, logs)
+#      (gradient scaler), resumes, and its checkpoint serves on the CPU; inductor-compiled
+#      networks train without recompiling as training goes on;
+#   2. scripts/bench.py at each model's reference setting: the fp32 eager baseline against
+#      the default fast path, and against the fast path with torch.compile;
+#   3. channels_last against the default memory format (both bf16), per model: what each
+#      model config's device.channels_last_faster_on should say for cuda.
+# Usage: scripts/gpu_check.sh [output folder]   (results: speed.json, compiled.json,
+# channels_last.json, the logs and gpu.txt, which names the card)
 # On a machine without gantrain's pure-Python dependencies, put their wheels in
 # .whl/ (hydra-core, omegaconf, antlr4-python3-runtime): they are installed first.
 set -uo pipefail
@@ -20,25 +25,38 @@ export PYTHONPATH="$PWD/src:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 "$python" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$out/gpu.txt"
 
-parallel=()  # pytest-xdist, where installed: the 24 runs are small for the card
+parallel=()  # pytest-xdist, where installed: the runs are small for the card
 if "$python" -c "import xdist" 2>/dev/null; then parallel=(-n "$(( $(nproc) > 8 ? 8 : $(nproc) ))"); fi
 "$python" -m pytest -q -p no:cacheprovider "${parallel[@]}" tests/test_cuda.py 2>&1 | tee "$out/test_cuda.log"
 tests_status=${PIPESTATUS[0]}
 
-bench() {  # model, then Hydra overrides for its reference setting
-  local model=$1; shift
-  "$python" scripts/bench.py --models "$model" --precisions fp32 bf16 fp16 --steps 20 --warmup 5 \
-    --overrides device=cuda '~tuning' "$@" --json "$out/bench_$model.json" 2>&1 | tee -a "$out/bench.log"
+reference() {  # model, then the Hydra overrides of its reference setting
+  case $1 in
+    dcgan) echo "~tuning dataset.image_size=64 trainer.batch_size=128" ;;
+    cyclegan) echo "~tuning dataset=shapes_unpaired dataset.image_size=256 trainer.batch_size=1" ;;
+    pix2pix) echo "~tuning dataset=shapes_paired dataset.image_size=256 trainer.batch_size=1" ;;
+    stargan) echo "~tuning dataset=shapes_attributes dataset.image_size=128 trainer.batch_size=16" ;;
+    stargan_v2) echo "~tuning dataset=shapes_domains dataset.image_size=256 trainer.batch_size=8" ;;
+  esac
 }
-bench dcgan dataset.image_size=64 trainer.batch_size=128
-bench cyclegan dataset=shapes_unpaired dataset.image_size=256 trainer.batch_size=1
-bench pix2pix dataset=shapes_paired dataset.image_size=256 trainer.batch_size=1
-bench stargan dataset=shapes_attributes dataset.image_size=128 trainer.batch_size=16
-bench stargan_v2 dataset=shapes_domains dataset.image_size=256 trainer.batch_size=8
-"$python" - "$out" <<'EOF'
+bench() {  # name of the result, model, then bench.py's own arguments
+  local name=$1 model=$2; shift 2
+  # shellcheck disable=SC2046
+  "$python" scripts/bench.py --models "$model" --steps 20 --rounds 3 --warmup 5 \
+    --overrides device=cuda $(reference "$model") "$@" --json "$out/${name}_$model.json" 2>&1 | tee -a "$out/$name.log"
+}
+for model in dcgan cyclegan pix2pix stargan stargan_v2; do bench speed "$model"; done
+for model in dcgan cyclegan stargan; do bench compiled "$model" --fast device.compile=true; done
+for model in dcgan cyclegan pix2pix stargan stargan_v2; do
+  bench channels_last "$model" --baseline device.precision=bf16 device.channels_last=false \
+    --fast device.precision=bf16 device.channels_last=true
+done
+"$python" - "$out" <<'PY'
 import json, pathlib, sys
-rows = [row for path in sorted(pathlib.Path(sys.argv[1]).glob("bench_*.json")) for row in json.loads(path.read_text())]
-pathlib.Path(sys.argv[1], "gpu_bench.json").write_text(json.dumps(rows, indent=2))
-EOF
+out = pathlib.Path(sys.argv[1])
+for kind in ("speed", "compiled", "channels_last"):
+    rows = [row for path in sorted(out.glob(f"{kind}_*.json")) for row in json.loads(path.read_text())]
+    (out / f"{kind}.json").write_text(json.dumps(rows, indent=2))
+PY
 echo "tests exit status: $tests_status"
 exit "$tests_status"
