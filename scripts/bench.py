@@ -41,7 +41,7 @@ from torch.utils.data import default_collate
 
 import gantrain.cli  # noqa: F401  (registers the config schemas and resolvers)
 from gantrain.build import attach_labels, build_dataset, build_recipe
-from gantrain.trainer import Trainer, move_to
+from gantrain.trainer import Trainer
 
 BASELINE = ["device.precision=fp32", "device.channels_last=false", "device.compile=false"]
 DISTINCT_BATCHES = 4  # the steps cycle through this many different batches
@@ -68,7 +68,8 @@ class Variant:
             for b in range(DISTINCT_BATCHES)
         ]
         self.cpu_batches = collated
-        self.batches = [self.trainer.to_device(move_to(b, torch.device("cpu")), dataset) for b in collated]
+        # in-memory datasets: centre crops, so that every variant trains on the same pixels
+        self.batches = [self.trainer.to_device(b, dataset, train=False) for b in collated]
         self.rng = torch.get_rng_state()
         self.cuda_rng = torch.cuda.get_rng_state_all() if self.trainer.device.type == "cuda" else None
         self.steps = 0
