@@ -82,6 +82,14 @@ def test_inductor_compiles_a_model_that_then_trains(workdir):
     assert math.isfinite(scalars["loss/generator"][2])
 
 
+def test_an_unknown_compile_backend_is_a_clear_error_at_start_up(workdir):
+    result = run_cli(*MODELS["dcgan"], "device.compile=true", "device.compile_backend=inductr", cwd=workdir,
+                     check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "device.compile_backend=inductr" in result.stderr and "inductor" in result.stderr
+    assert not list(workdir.rglob("events.out.tfevents.*"))  # stopped before training
+
+
 def two_optimizer_step(scale: float = 2.0**16) -> tuple[Step, torch.nn.Linear, torch.nn.Linear]:
     torch.manual_seed(0)
     first, second = torch.nn.Linear(4, 1), torch.nn.Linear(4, 1)

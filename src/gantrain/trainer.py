@@ -148,6 +148,11 @@ class Trainer:
         self.precision = resolve_precision(device_cfg.precision, self.device)
         self.channels_last = resolve_channels_last(device_cfg, self.device)
         self.compile, self.compile_backend = device_cfg.compile, device_cfg.compile_backend
+        if self.compile and self.compile_backend not in (backends := torch._dynamo.list_backends(exclude_tags=())):
+            raise ConfigError(
+                f"device.compile_backend={self.compile_backend} is not a torch.compile backend; choose one of "
+                f"{', '.join(backends)} (inductor generates fast code; aot_eager only checks graph capture)."
+            )
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = device_cfg.cudnn_benchmark
         self.run_dir = run_dir
