@@ -1,7 +1,8 @@
 """The fast path on the CPU: bf16 and fp16 autocast, torch.compile, channels_last, and the fp16 scaler.
 
-Every model trains through the real CLI in each fast setting with finite losses; the
-gradient scaler is shared correctly by several optimizers; penalties stay right in fp16;
+Every model trains through the real CLI in bf16 with compile and channels_last, and the
+models that stress the fp16 scaler in fp16, with finite losses; the gradient scaler is
+shared correctly by several optimizers; penalties stay right in fp16;
 compiled networks do not recompile as training goes on.
 """
 
@@ -40,9 +41,15 @@ FAST_SETTINGS = {
 }
 
 
-@pytest.mark.parametrize("setting", FAST_SETTINGS)
-@pytest.mark.parametrize("model", MODELS)
-def test_every_model_trains_in_each_fast_setting(model, setting, workdir):
+# fp16 where the scaler has most to do: a penalty's double backward, two optimizers, R1 and two D updates
+FP16_MODELS = ("dcgan", "wgan_gp", "cyclegan", "stargan_v2")
+
+
+@pytest.mark.parametrize(
+    ("model", "setting"),
+    [(model, "bf16_compiled_channels_last") for model in MODELS] + [(model, "fp16_scaler") for model in FP16_MODELS],
+)
+def test_every_model_trains_in_the_fast_settings(model, setting, workdir):
     result = run_cli(*MODELS[model], *FAST_SETTINGS[setting], "trainer.max_steps=4", "trainer.log_every=1",
                      "hydra.run.dir=run", cwd=workdir)
     precision = "bf16" if setting.startswith("bf16") else "fp16"
