@@ -1,9 +1,10 @@
 """Training speed of gantrain's fast path against the fp32 eager baseline, in one process.
 
-For each model, two copies are built from the same seed: the baseline (fp32, eager,
-contiguous memory: ``--baseline``) and the fast path (the run's own defaults, i.e. bf16
-autocast where the device computes it natively and the model's measured memory format,
-plus ``--fast``).  Both train on the same fixed batches with the same random draws, in
+For each model, two copies are built from the same seed. The baseline runs as the
+reference code does: fp32, eager, contiguous memory, PyTorch's default optimizer loop
+(``--baseline`` replaces its device settings and then keeps the optimizer as configured).
+The fast path runs the defaults (bf16 autocast where the device computes it natively,
+the model's measured memory format, fused Adam) plus ``--fast``.  Both train on the same fixed batches with the same random draws, in
 alternating chunks of ``--steps`` steps after ``--warmup`` steps each, so that a slower
 or faster period of the machine hits both alike.  Data loading is excluded.  Printed:
 images/s of each, the speed-up, peak memory, and the losses after the last step of each
@@ -50,9 +51,12 @@ DISTINCT_BATCHES = 4  # the steps cycle through this many different batches
 class Variant:
     """One copy of the model with its own device settings, weights, optimizers and random stream."""
 
-    def __init__(self, model: str, overrides: list[str], batches_from: Any = None):
+    def __init__(self, model: str, overrides: list[str], batches_from: Any = None, plain_optimizer: bool = False):
+        """``plain_optimizer``: PyTorch's default optimizer implementation, as the reference code uses it."""
         with initialize_config_module("gantrain.configs", version_base="1.3"):
             self.cfg = compose("train", overrides=[f"model={model}", *overrides])
+        if plain_optimizer and "fused" in self.cfg.optimizer:
+            self.cfg.optimizer.fused = None
         dataset = build_dataset(self.cfg)
         attach_labels(self.cfg, dataset, {"model": model, "dataset": "the configured dataset"})
         self.trainer = Trainer(self.cfg.trainer, self.cfg.device, Path(tempfile.gettempdir()), 0, {})
@@ -139,7 +143,7 @@ def bench(model: str, args: argparse.Namespace) -> dict[str, Any]:
         "baseline": [*args.overrides, *args.baseline],
         "fast": [*args.overrides, *args.fast],
     }
-    baseline = Variant(model, overrides["baseline"])
+    baseline = Variant(model, overrides["baseline"], plain_optimizer=args.baseline == BASELINE)
     fast = Variant(model, overrides["fast"], batches_from=baseline.cpu_batches)
     variants = {"baseline": baseline, "fast": fast}
     for variant in variants.values():
