@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from gantrain.errors import DatasetError
+
 # Small networks and batches: every model trains through the real CLI in seconds.
 TINY = [
     "device=cpu",
@@ -55,6 +57,17 @@ def read_events(run_dir: Path) -> tuple[dict[str, dict[int, float]], dict[str, l
     scalars = {tag: {e.step: e.value for e in accumulator.Scalars(tag)} for tag in accumulator.Tags()["scalars"]}
     images = {tag: [e.step for e in accumulator.Images(tag)] for tag in accumulator.Tags()["images"]}
     return scalars, images
+
+
+def expected_error(call, *fragments: str) -> str:
+    """``call`` raises a one-paragraph DatasetError that contains every fragment; its message."""
+    with pytest.raises(DatasetError) as raised:
+        call()
+    message = str(raised.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets.utils
+from conftest import expected_error
 from PIL import Image
 from torchvision.datasets import CIFAR10, MNIST
 
 from gantrain.data.images import celeba, cifar10, image_folder, mnist
-from gantrain.errors import DatasetError
 
 
 def save_image(path: Path, mode: str, size: tuple[int, int], color) -> Path:
@@ -35,17 +35,6 @@ def mixed_folder(tmp_path: Path) -> Path:
     save_image(root / "f.tiff", "RGB", (20, 20), (40, 50, 60))
     (root / "notes.txt").write_text("not an image")
     return root
-
-
-def expected_error(call, *fragments: str) -> str:
-    """Run ``call``, check it raises a one-paragraph DatasetError containing every fragment."""
-    with pytest.raises(DatasetError) as raised:
-        call()
-    message = str(raised.value)
-    assert "\n" not in message
-    for fragment in fragments:
-        assert fragment in message
-    return message
 
 
 def test_image_folder_finds_images_recursively_in_sorted_order(mixed_folder: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import expected_error
 from hydra import compose, initialize_config_module
 from PIL import Image
 from torch.utils.data import default_collate
@@ -24,7 +25,6 @@ from gantrain.data.shapes import ShapesDataset
 from gantrain.data.shapes_attributes import ShapesAttributes
 from gantrain.data.shapes_translation import ShapesPaired, ShapesUnpaired
 from gantrain.data.translation import AlignedFolders, UnalignedFolders
-from gantrain.errors import DatasetError
 
 SIZE, LOAD = 16, 24
 """Crop and load size of the translation fixtures: 9 x 9 crop offsets."""
@@ -89,16 +89,6 @@ def check_float_batch(images: torch.Tensor, channels: int, size: int) -> None:
     assert images.dtype == torch.float32
     assert images.shape == (BATCH, channels, size, size)
     assert images.min() >= -1 and images.max() <= 1
-
-
-def expected_error(call, *fragments: str) -> str:
-    with pytest.raises(DatasetError) as raised:
-        call()
-    message = str(raised.value)
-    assert "\n" not in message
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
 
 
 # Translation folders

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import expected_error
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -19,7 +20,6 @@ from gantrain.data.shapes_attributes import (
     judge_attributes,
     prototype_colour,
 )
-from gantrain.errors import DatasetError
 
 CELEBA_ATTRIBUTES = [  # line 2 of the official list_attr_celeba.txt
     "5_o_Clock_Shadow",
@@ -64,17 +64,6 @@ CELEBA_ATTRIBUTES = [  # line 2 of the official list_attr_celeba.txt
     "Young",
 ]
 DOMAIN_COUNTS = {"train": {"cat": 3, "dog": 1, "wild": 2}, "val": {"cat": 1, "dog": 2, "wild": 1}}
-
-
-def expected_error(call, *fragments: str) -> str:
-    """``call`` raises a one-paragraph DatasetError that contains every fragment."""
-    with pytest.raises(DatasetError) as raised:
-        call()
-    message = str(raised.value)
-    assert "\n" not in message
-    for fragment in fragments:
-        assert fragment in message
-    return message
 
 
 # CelebA attributes

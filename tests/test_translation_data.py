@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import expected_error
 from PIL import Image
 from scipy import ndimage
 from torch.utils.data import DataLoader
@@ -14,7 +15,6 @@ from torch.utils.data import DataLoader
 from gantrain.data.shapes import SHAPE_NAMES, judge, render_shape
 from gantrain.data.shapes_translation import ShapesPaired, ShapesUnpaired, judge_paired, judge_unpaired
 from gantrain.data.translation import AlignedFolders, UnalignedFolders
-from gantrain.errors import DatasetError
 
 CIRCLE, SQUARE = SHAPE_NAMES.index("circle"), SHAPE_NAMES.index("square")
 WIDTH, HEIGHT = 301, 203
@@ -57,16 +57,6 @@ def aligned_folder(
         half = noise(width, height, seed=number)
         save(root / split / f"{number}.png", np.concatenate([half, half], axis=1))
     return root
-
-
-def expected_error(call, *fragments: str) -> None:
-    """``call`` raises a one-paragraph DatasetError that contains every fragment."""
-    with pytest.raises(DatasetError) as raised:
-        call()
-    message = str(raised.value)
-    assert "\n" not in message
-    for fragment in fragments:
-        assert fragment in message
 
 
 def as_batch(pixels: np.ndarray) -> torch.Tensor:
