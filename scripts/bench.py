@@ -3,8 +3,9 @@
 For each model, two copies are built from the same seed. The baseline runs as the
 reference code does: fp32, eager, contiguous memory, PyTorch's default optimizer loop
 (``--baseline`` replaces its device settings and then keeps the optimizer as configured).
-The fast path runs the defaults (bf16 autocast where the device computes it natively,
-the model's measured memory format, fused Adam) plus ``--fast``.  Both train on the same fixed batches with the same random draws, in
+The fast path runs the defaults (the precision measured faster on the device type: bf16
+autocast on the CPU, fp32 on CUDA; the model's measured memory format; fused Adam) plus
+``--fast``.  Both train on the same fixed batches with the same random draws, in
 alternating chunks of ``--steps`` steps after ``--warmup`` steps each, so that a slower
 or faster period of the machine hits both alike.  Data loading is excluded.  Printed:
 images/s of each, the speed-up, peak memory, and the losses after the last step of each

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The checks that need a CUDA card, in one go (about 8 minutes on an H100):
-#   1. tests/test_cuda.py: every model trains on the card in fp32, bf16 and fp16
-#      (gradient scaler), resumes, and its checkpoint serves on the CPU; inductor-compiled
-#      networks train without recompiling as training goes on;
-#   2. scripts/bench.py at each model's reference setting: the fp32 eager baseline against
-#      the default fast path, and against the fast path with torch.compile;
-#   3. channels_last against the default memory format (both bf16), per model: what each
-#      model config's device.channels_last_faster_on should say for cuda.
+# The checks that need a CUDA card, in one go, most important first (about 9 minutes on an
+# H100; each step has its own time limit, so a slow one cannot starve the rest):
+#   1. speed: scripts/bench.py at each model's reference setting, the fp32 eager baseline
+#      against the defaults (on CUDA: fp32 with TF32 convolutions and fused Adam);
+#   2. tests/test_cuda.py: every model trains on the card in fp32, bf16 and fp16 (gradient
+#      scaler), resumes, and its checkpoint serves on the CPU; inductor-compiled networks
+#      train without recompiling as training goes on;
+#   3. compiled: the defaults plus torch.compile (inductor) for DCGAN and StarGAN;
+#   4. channels_last against the default memory format for DCGAN, CycleGAN and StarGAN:
+#      what each model config's device.channels_last_faster_on should say for cuda.
 # Usage: scripts/gpu_check.sh [output folder]   (results: speed.json, compiled.json,
 # channels_last.json, the logs and gpu.txt, which names the card)
 # On a machine without gantrain's pure-Python dependencies, put their wheels in
@@ -25,11 +27,6 @@ export PYTHONPATH="$PWD/src:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 "$python" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$out/gpu.txt"
 
-parallel=()  # pytest-xdist, where installed: the runs are small for the card
-if "$python" -c "import xdist" 2>/dev/null; then parallel=(-n "$(( $(nproc) > 8 ? 8 : $(nproc) ))"); fi
-"$python" -m pytest -q -p no:cacheprovider "${parallel[@]}" tests/test_cuda.py 2>&1 | tee "$out/test_cuda.log"
-tests_status=${PIPESTATUS[0]}
-
 reference() {  # model, then the Hydra overrides of its reference setting
   case $1 in
     dcgan) echo "~tuning dataset.image_size=64 trainer.batch_size=128" ;;
@@ -39,17 +36,25 @@ reference() {  # model, then the Hydra overrides of its reference setting
     stargan_v2) echo "~tuning dataset=shapes_domains dataset.image_size=256 trainer.batch_size=8" ;;
   esac
 }
-bench() {  # name of the result, model, then bench.py's own arguments
-  local name=$1 model=$2; shift 2
+bench() {  # name of the result, seconds allowed, model, then bench.py's own arguments
+  local name=$1 limit=$2 model=$3; shift 3
+  local steps=(--steps 10 --rounds 2 --warmup 3)
+  [ "$model" = stargan_v2 ] && steps=(--steps 4 --rounds 2 --warmup 2)
   # shellcheck disable=SC2046
-  "$python" scripts/bench.py --models "$model" --steps 20 --rounds 3 --warmup 5 \
+  timeout "$limit" "$python" scripts/bench.py --models "$model" "${steps[@]}" \
     --overrides device=cuda $(reference "$model") "$@" --json "$out/${name}_$model.json" 2>&1 | tee -a "$out/$name.log"
 }
-for model in dcgan cyclegan pix2pix stargan stargan_v2; do bench speed "$model"; done
-for model in dcgan cyclegan stargan; do bench compiled "$model" --fast device.compile=true; done
-for model in dcgan cyclegan pix2pix stargan stargan_v2; do
-  bench channels_last "$model" --baseline device.precision=bf16 device.channels_last=false \
-    --fast device.precision=bf16 device.channels_last=true
+for model in dcgan cyclegan pix2pix stargan; do bench speed 45 "$model"; done
+bench speed 75 stargan_v2
+
+# --dist load: pyproject's loadfile would put the whole file on one worker, and each test
+# is three CLI runs (about a minute in all on an H100 machine)
+timeout 200 "$python" -m pytest -q -p no:cacheprovider -n 12 --dist load tests/test_cuda.py 2>&1 | tee "$out/test_cuda.log"
+tests_status=${PIPESTATUS[0]}
+
+for model in dcgan stargan; do bench compiled 90 "$model" --fast device.compile=true; done
+for model in dcgan cyclegan stargan; do
+  bench channels_last 45 "$model" --baseline device.channels_last=false --fast device.channels_last=true
 done
 "$python" - "$out" <<'PY'
 import json, pathlib, sys
@@ -58,5 +63,6 @@ for kind in ("speed", "compiled", "channels_last"):
     rows = [row for path in sorted(out.glob(f"{kind}_*.json")) for row in json.loads(path.read_text())]
     (out / f"{kind}.json").write_text(json.dumps(rows, indent=2))
 PY
+
 echo "tests exit status: $tests_status"
 exit "$tests_status"

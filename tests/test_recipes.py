@@ -135,7 +135,7 @@ def test_ema_generator_averages_the_weights_and_draws_the_samples():
     assert "generator_ema.n_averaged" in recipe.state_dict()
 
 
-def test_auto_precision_is_bf16_only_where_native():
+def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16():
     from gantrain.config import Precision
     from gantrain.trainer import resolve_precision
 
@@ -144,3 +144,6 @@ def test_auto_precision_is_bf16_only_where_native():
     assert resolve_precision(Precision.fp16, cpu) == Precision.fp16
     native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     assert resolve_precision(Precision.auto, cpu) == (Precision.bf16 if native else Precision.fp32)
+    # fp32 (TF32 convolutions) measured faster than bf16 autocast on an H100 (docs/performance.md)
+    assert resolve_precision(Precision.auto, torch.device("cuda")) == Precision.fp32
+    assert resolve_precision(Precision.bf16, torch.device("cuda")) == Precision.bf16

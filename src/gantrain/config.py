@@ -86,7 +86,7 @@ class DeviceConfig:
     """Where and how fast: the defaults are the fast path wherever it measured safe and faster."""
 
     type: DeviceType = DeviceType.auto
-    precision: Precision = Precision.auto  # bf16 autocast where the device computes bf16 natively, else fp32
+    precision: Precision = Precision.auto  # the measured faster: bf16 on CPUs with native bf16, else fp32
     compile: bool = False  # torch.compile the networks that are never differentiated twice
     compile_backend: str = "inductor"  # torch.compile's backend; aot_eager checks graph capture without codegen
     channels_last: bool | None = None  # null: channels_last_faster_on decides
