@@ -48,7 +48,7 @@ TARGETS: dict[str, tuple[list[str], Callable[[Any], torch.nn.Module]]] = {
     "cyclegan": ([], lambda recipe: recipe.generator_ab),
     "cyclegan-BtoA": (["direction=BtoA"], lambda recipe: recipe.generator_ba),
     "pix2pix": ([], lambda recipe: recipe.generator.eval()),  # dropout off, unlike the recipe's eval()
-    "stargan": ([], lambda recipe: recipe.generator),
+    "stargan": ([], lambda recipe: recipe.translator),
     "stargan_v2": ([], lambda recipe: recipe.generator_ema),
     "stargan_v2-mapping": (["part=mapping"], lambda recipe: recipe.mapping_ema),
     "stargan_v2-style_encoder": (["part=style_encoder"], lambda recipe: recipe.style_encoder_ema),

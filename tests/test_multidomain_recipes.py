@@ -101,6 +101,41 @@ def test_stargan_identity_loss_is_optional_and_measures_the_unchanged_translatio
     assert recipe.train_step(batch, step_for(recipe))["loss/identity"] == pytest.approx(expected.item(), rel=1e-5)
 
 
+def test_stargan_averaged_generator_follows_generator_updates_and_translates():
+    torch.manual_seed(0)
+    paper = stargan()
+    assert paper.generator_ema is None and paper.translator is paper.generator
+    assert not any(key.startswith("generator_ema") for key in paper.state_dict())
+
+    recipe = stargan(n_critic=2, ema_decay=0.999)
+    step, batch = step_for(recipe), attribute_batch()
+    recipe.train_step(batch, step)  # a critic step only: nothing to average yet
+    assert recipe.generator_ema.n_averaged.item() == 0
+    before = snapshot(recipe.generator)
+    recipe.train_step(batch, step)
+    assert recipe.generator_ema.n_averaged.item() == 1
+    # the first average is the updated generator itself; the second lerps with weight min(0.999, 2/11)
+    average = snapshot(recipe.generator_ema.module)
+    assert all(torch.equal(a, g) for a, g in zip(average, snapshot(recipe.generator)))
+    assert not all(torch.equal(a, b) for a, b in zip(average, before))
+    recipe.train_step(batch, step)
+    recipe.train_step(batch, step)
+    weight = 2.0 / 11.0
+    expected = [torch.lerp(g, a, weight) for a, g in zip(average, snapshot(recipe.generator))]
+    assert all(torch.allclose(e, p) for e, p in zip(expected, snapshot(recipe.generator_ema.module)))
+
+    recipe.eval()
+    images, labels = batch
+    condition = recipe.labels.condition(recipe.labels.one_change_targets(labels)[0])
+    with torch.no_grad():
+        averaged = recipe.generator_ema(images, condition)
+        assert not torch.allclose(averaged, recipe.generator(images, condition))
+        assert torch.equal(recipe.visuals(batch)["translations"][:, 1], averaged)
+    reloaded = stargan(n_critic=2, ema_decay=0.999)
+    reloaded.load_state_dict(recipe.state_dict())
+    assert reloaded.generator_ema.n_averaged.item() == 2
+
+
 def test_stargan_learning_rate_falls_linearly_over_the_last_steps():
     recipe = stargan(n_steps=3, n_steps_decay=4)
     scheduler, optimizer = recipe.schedulers()["generator"], recipe.optimizers()["generator"]

@@ -377,6 +377,7 @@ class StarGANModelConfig:
     n_critic: int = 5  # discriminator steps per generator step
     n_steps: int = 100000  # steps at the initial learning rate ...
     n_steps_decay: int = 100000  # ... then steps of linear decay to zero
+    ema_decay: float = 0.0  # >0: an averaged generator translates outside training (not in the paper)
 
 
 @dataclass

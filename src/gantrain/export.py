@@ -3,7 +3,8 @@
 Every family exports its generator: noise -> image for the GAN, DCGAN and WGANs (the
 averaged generator where the run kept one, as ``gantrain-sample`` uses), image -> image
 for CycleGAN (``direction`` picks the generator) and pix2pix, (image, condition vector)
--> image for StarGAN, (image, style code) -> image for StarGAN v2.  StarGAN v2 also
+-> image for StarGAN (the averaged generator where kept), (image, style code) -> image
+for StarGAN v2.  StarGAN v2 also
 exports its mapping network (latent, domain) -> style code and its style encoder
 (image, domain) -> style code (``part=``); all three are the averaged copies that its
 translations use.
@@ -157,7 +158,7 @@ def exportable(trained: Trained, part: ExportPart, direction: Direction | None) 
     if isinstance(recipe, StarGAN):
         condition = torch.eye(EXAMPLE_BATCH, recipe.labels.size, device=device)
         return Exportable(
-            recipe.generator,
+            averaged(recipe.translator),
             {"image": images_in(trained, device), "condition": condition},
             "translated",
             {"image": IMAGE_AXES, "condition": BATCH, "translated": IMAGE_AXES},

@@ -165,7 +165,7 @@ def stargan_metrics(recipe: StarGAN, dataset: Dataset, count: int) -> dict[str, 
     matches, inputs, outputs, targets = [], [], [], []
     for images, labels in held_out_batches(dataset, count, _device(recipe)):
         for target in spec.one_change_targets(labels):
-            translated = recipe.generator(images, spec.condition(target))
+            translated = recipe.translator(images, spec.condition(target))
             matches.append((recipe.estimate_labels(translated) == target).flatten().cpu())
             if judged:
                 changed = (target != labels).any(1)

@@ -7,8 +7,10 @@ classifies the image's labels.  Losses: WGAN-GP (lambda_gp 10), classification
 reconstruction L1(x, G(G(x, c_trg), c_org)) (lambda_rec 10).  An identity term
 L1(x, G(x, c_org)) is optional (``lambda_identity``, 0 as in the paper): the
 reconstruction loss alone is also met by a generator that applies a geometric
-involution, such as mirroring the object, whatever the target.  The discriminator
-steps every iteration, the generator every ``n_critic``-th.  The learning rate
+involution, such as mirroring the object, whatever the target.  ``ema_decay`` keeps an
+exponential moving average of the generator (0, off, as in the paper) that then makes
+every translation: samples, evaluation, ``gantrain-translate`` and export.  The
+discriminator steps every iteration, the generator every ``n_critic``-th.  The learning rate
 falls linearly to zero over the last ``n_steps_decay`` steps, as the paper says
 (the reference code's decay shrinks the rate by a fraction of itself instead).
 """
@@ -21,6 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from gantrain.labels import LabelSpec, label_spec
 from gantrain.losses import gradient_penalty, wasserstein_critic_loss, wasserstein_generator_loss
@@ -32,6 +35,7 @@ from gantrain.recipes.base import (
     constant_then_linear_decay,
     frozen,
     positive_critic_steps,
+    warmed_up_ema,
 )
 
 
@@ -55,11 +59,17 @@ class StarGAN(MultiDomain):
         n_critic: int = 5,
         n_steps: int = 100000,
         n_steps_decay: int = 100000,
+        ema_decay: float = 0.0,
     ):
         super().__init__(label_spec(**labels), image_shape)
         channels, image_size = image_shape[0], image_shape[-1]
         self.generator = StarGANGenerator(self.labels.size, channels, ngf, n_blocks, norm)
         self.discriminator = StarGANDiscriminator(self.labels.size, image_size, channels, ndf, d_layers)
+        self.generator_ema = None
+        if ema_decay > 0:  # averages the BatchNorm statistics too
+            self.generator_ema = AveragedModel(
+                self.generator, avg_fn=warmed_up_ema(ema_decay), use_buffers=True
+            ).requires_grad_(False)
         self.lambda_cls, self.lambda_rec, self.lambda_gp = lambda_cls, lambda_rec, lambda_gp
         self.lambda_identity = lambda_identity
         self.n_critic = positive_critic_steps(n_critic)
@@ -75,6 +85,11 @@ class StarGAN(MultiDomain):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._optimizers
+
+    @property
+    def translator(self) -> nn.Module:
+        """The network that translates outside training: the averaged generator where the run keeps one."""
+        return self.generator if self.generator_ema is None else self.generator_ema
 
     def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
         return self._schedulers
@@ -124,6 +139,8 @@ class StarGAN(MultiDomain):
                 total = total + self.lambda_identity * identity
                 metrics["loss/identity"] = identity.detach()
             step("generator", total)
+            if self.generator_ema is not None:
+                self.generator_ema.update_parameters(self.generator)
         return metrics
 
     @torch.no_grad()
@@ -141,13 +158,13 @@ class StarGAN(MultiDomain):
     ) -> torch.Tensor:
         """N x 1 x C x H x W: the named labels applied to what the classifier sees in each image."""
         wanted = self.labels.named_target(target, self.estimate_labels(images))
-        return self.generator(images, self.labels.condition(wanted)).unsqueeze(1)
+        return self.translator(images, self.labels.condition(wanted)).unsqueeze(1)
 
     def visuals(self, batch: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per row: the input, then the input with one label changed per label name."""
         real, labels = batch[0], batch[1]
         columns = [
-            self.generator(real, self.labels.condition(t)) for t in self.labels.one_change_targets(labels)
+            self.translator(real, self.labels.condition(t)) for t in self.labels.one_change_targets(labels)
         ]
         return {"translations": torch.stack([real, *columns], 1)}
 
@@ -160,7 +177,7 @@ class StarGAN(MultiDomain):
         """Each image translated to the labels of another image of the batch, as in training."""
         real, labels = batch[0], batch[1]
         targets = labels[torch.randperm(labels.size(0), generator=generator).to(labels.device)]
-        return self.generator(real, self.labels.condition(targets)), real
+        return self.translator(real, self.labels.condition(targets)), real
 
     def compilable_networks(self) -> list[nn.Module]:
         return [self.generator]  # the discriminator is differentiated twice by the gradient penalty
