@@ -146,6 +146,13 @@ def warmed_up_ema(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.T
     return average
 
 
+def generator_average(generator: nn.Module, decay: float) -> AveragedModel | None:
+    """A warmed-up moving average of ``generator``'s weights and buffers (BatchNorm statistics), or None at decay 0."""
+    if decay <= 0:
+        return None
+    return AveragedModel(generator, avg_fn=warmed_up_ema(decay), use_buffers=True).requires_grad_(False)
+
+
 class Recipe(nn.Module):
     """Base class of every GAN family."""
 
@@ -304,11 +311,7 @@ class NoiseToImage(Recipe):
             "generator": make_optimizer(generator.parameters()),
             "discriminator": make_optimizer(discriminator.parameters()),
         }
-        self.generator_ema = None
-        if ema_decay > 0:
-            self.generator_ema = AveragedModel(
-                generator, avg_fn=warmed_up_ema(ema_decay), use_buffers=True
-            ).requires_grad_(False)
+        self.generator_ema = generator_average(generator, ema_decay)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._optimizers

@@ -23,7 +23,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
 
 from gantrain.labels import LabelSpec, label_spec
 from gantrain.losses import gradient_penalty, wasserstein_critic_loss, wasserstein_generator_loss
@@ -34,8 +33,8 @@ from gantrain.recipes.base import (
     Step,
     constant_then_linear_decay,
     frozen,
+    generator_average,
     positive_critic_steps,
-    warmed_up_ema,
 )
 
 
@@ -65,11 +64,7 @@ class StarGAN(MultiDomain):
         channels, image_size = image_shape[0], image_shape[-1]
         self.generator = StarGANGenerator(self.labels.size, channels, ngf, n_blocks, norm)
         self.discriminator = StarGANDiscriminator(self.labels.size, image_size, channels, ndf, d_layers)
-        self.generator_ema = None
-        if ema_decay > 0:  # averages the BatchNorm statistics too
-            self.generator_ema = AveragedModel(
-                self.generator, avg_fn=warmed_up_ema(ema_decay), use_buffers=True
-            ).requires_grad_(False)
+        self.generator_ema = generator_average(self.generator, ema_decay)
         self.lambda_cls, self.lambda_rec, self.lambda_gp = lambda_cls, lambda_rec, lambda_gp
         self.lambda_identity = lambda_identity
         self.n_critic = positive_critic_steps(n_critic)
