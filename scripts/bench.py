@@ -22,7 +22,10 @@ A WGAN, WGAN-GP or StarGAN step is one critic step (the generator steps every n_
 a StarGAN v2 step is the paper's whole iteration.  Peak memory is the CUDA allocator's
 peak on a GPU (weights included); on the CPU (Linux) it is the peak resident memory
 above the built networks of a fresh process that trains ``--warmup`` steps of that
-variant alone (``--no-memory`` skips it).
+variant alone (``--no-memory`` skips it).  ``--profile N`` then profiles N more steps of
+the fast path: the share of the wall time the device computes (on a GPU, kernel time; a
+low share means the host cannot queue work fast enough), on a GPU the host's waits for
+the device per step (reads of device values), and the operators that take longest.
 """
 
 from __future__ import annotations
@@ -139,6 +142,33 @@ def peak_cpu_memory(model: str, overrides: list[str], steps: int) -> float:
     return resident_mib("VmHWM") - built
 
 
+def profile(variant: Variant, steps: int) -> dict[str, Any]:
+    """Where ``steps`` more steps of ``variant`` spend their time (see ``--profile``)."""
+    on_cuda = variant.trainer.device.type == "cuda"
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if on_cuda:
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as profiler:
+        start = time.perf_counter()
+        variant.train(steps, timed=False)
+        wall = time.perf_counter() - start
+    events = profiler.key_averages()
+    own_time = "self_device_time_total" if on_cuda else "self_cpu_time_total"  # microseconds
+    busy = sum(getattr(event, own_time) for event in events) / 1e6 if on_cuda else wall
+    slowest = sorted(events, key=lambda event: getattr(event, own_time), reverse=True)[:8]
+    return {
+        "steps": steps,
+        "wall_s_per_step": wall / steps,
+        "device_busy_share": busy / wall,
+        "host_waits_per_step": sum(e.count for e in events if e.key == "cudaStreamSynchronize") / steps
+        if on_cuda else None,
+        "slowest_operators": [
+            {"name": e.key, "calls_per_step": e.count / steps, "ms_per_step": getattr(e, own_time) / 1e3 / steps}
+            for e in slowest
+        ],
+    }
+
+
 def bench(model: str, args: argparse.Namespace) -> dict[str, Any]:
     overrides = {
         "baseline": [*args.overrides, *args.baseline],
@@ -186,6 +216,8 @@ def bench(model: str, args: argparse.Namespace) -> dict[str, Any]:
             "losses_after_last_step": variant.losses,
         }
     row["speedup"] = row["fast"]["images_per_s"] / row["baseline"]["images_per_s"]
+    if args.profile:
+        row["fast"]["profile"] = profile(fast, args.profile)
     return row
 
 
@@ -202,6 +234,12 @@ def print_row(row: dict[str, Any]) -> None:
                            for tag, value in sorted(variant["losses_after_last_step"].items()))
         print(f"  {name:<8} {settings:<28} {variant['images_per_s']:9.2f} images/s  peak {peak:>9}  {losses}")
     print(f"  speed-up {row['speedup']:.2f}x", flush=True)
+    if "profile" in row["fast"]:
+        found = row["fast"]["profile"]
+        print(f"  fast path profiled: {found['wall_s_per_step'] * 1e3:.1f} ms per step, device busy "
+              f"{found['device_busy_share']:.0%}, host waits per step {found['host_waits_per_step']}; slowest:")
+        for operator in found["slowest_operators"]:
+            print(f"    {operator['ms_per_step']:8.2f} ms {operator['calls_per_step']:6.1f}x  {operator['name'][:90]}")
 
 
 def main() -> None:
@@ -214,6 +252,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed chunks of each variant, alternating")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the CPU memory measurement")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="then profile N steps of the fast path")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
 

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The checks that need a CUDA card, in one go, most important first (about 9 minutes on an
-# H100; each step has its own time limit, so a slow one cannot starve the rest):
+# The checks that need a CUDA card, in one go, most important first, within
+# GPU_CHECK_SECONDS (default 540; each step also has its own time limit, so a slow one
+# cannot starve the rest, and a step that would pass the deadline is cut short):
 #   1. speed: scripts/bench.py at each model's reference setting, the fp32 eager baseline
-#      against the defaults (on CUDA: fp32 with TF32 convolutions and fused Adam);
+#      against the defaults (on CUDA: fp32 with TF32 convolutions and fused Adam), then a
+#      profile of 5 default steps (the device's busy share, the host's waits, the slowest kernels);
 #   2. tests/test_cuda.py: every model trains on the card in fp32, bf16 and fp16 (gradient
 #      scaler), resumes, and its checkpoint serves on the CPU; inductor-compiled networks
 #      train without recompiling as training goes on;
-#   3. compiled: the defaults plus torch.compile (inductor) for DCGAN and StarGAN;
+#   3. compiled: the defaults plus torch.compile (inductor) for DCGAN, CycleGAN and StarGAN;
 #   4. channels_last against the default memory format for DCGAN, CycleGAN and StarGAN:
 #      what each model config's device.channels_last_faster_on should say for cuda.
 # Usage: scripts/gpu_check.sh [output folder]   (results: speed.json, compiled.json,
@@ -18,6 +20,11 @@ cd "$(dirname "$0")/.."
 out="${1:-gpu_check_out}"
 mkdir -p "$out"
 python="${PYTHON:-python3}"
+deadline=$((SECONDS + ${GPU_CHECK_SECONDS:-540}))
+within() {  # the smaller of a step's own limit and the time left, or nothing when under 15 s are left
+  local left=$((deadline - SECONDS))
+  [ "$left" -ge 15 ] && echo $(($1 < left ? $1 : left))
+}
 
 if compgen -G ".whl/*.whl" >/dev/null; then
   "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gantrain_site .whl/*.whl || exit 1
@@ -37,22 +44,23 @@ reference() {  # model, then the Hydra overrides of its reference setting
   esac
 }
 bench() {  # name of the result, seconds allowed, model, then bench.py's own arguments
-  local name=$1 limit=$2 model=$3; shift 3
+  local name=$1 limit model=$3; shift 3
+  limit=$(within "$2") || { echo "$name $model: skipped, out of time" | tee -a "$out/$name.log"; return; }
   local steps=(--steps 10 --rounds 2 --warmup 3)
   [ "$model" = stargan_v2 ] && steps=(--steps 4 --rounds 2 --warmup 2)
   # shellcheck disable=SC2046
   timeout "$limit" "$python" scripts/bench.py --models "$model" "${steps[@]}" \
     --overrides device=cuda $(reference "$model") "$@" --json "$out/${name}_$model.json" 2>&1 | tee -a "$out/$name.log"
 }
-for model in dcgan cyclegan pix2pix stargan; do bench speed 45 "$model"; done
-bench speed 75 stargan_v2
+for model in dcgan cyclegan pix2pix stargan; do bench speed 45 "$model" --profile 5; done
+bench speed 75 stargan_v2 --profile 2
 
 # --dist load: pyproject's loadfile would put the whole file on one worker, and each test
 # is three CLI runs (about a minute in all on an H100 machine)
-timeout 200 "$python" -m pytest -q -p no:cacheprovider -n 12 --dist load tests/test_cuda.py 2>&1 | tee "$out/test_cuda.log"
+timeout "$(within 170 || echo 1)" "$python" -m pytest -q -p no:cacheprovider -n 12 --dist load tests/test_cuda.py 2>&1 | tee "$out/test_cuda.log"
 tests_status=${PIPESTATUS[0]}
 
-for model in dcgan stargan; do bench compiled 90 "$model" --fast device.compile=true; done
+for model in dcgan cyclegan stargan; do bench compiled 90 "$model" --fast device.compile=true; done
 for model in dcgan cyclegan stargan; do
   bench channels_last 45 "$model" --baseline device.channels_last=false --fast device.channels_last=true
 done
