@@ -44,8 +44,9 @@ reference() {  # model, then the Hydra overrides of its reference setting
   esac
 }
 bench() {  # name of the result, seconds allowed, model, then bench.py's own arguments
-  local name=$1 limit model=$3; shift 3
-  limit=$(within "$2") || { echo "$name $model: skipped, out of time" | tee -a "$out/$name.log"; return; }
+  local name=$1 limit=$2 model=$3
+  shift 3
+  limit=$(within "$limit") || { echo "$name $model: skipped, out of time" | tee -a "$out/$name.log"; return; }
   local steps=(--steps 10 --rounds 2 --warmup 3)
   [ "$model" = stargan_v2 ] && steps=(--steps 4 --rounds 2 --warmup 2)
   # shellcheck disable=SC2046
@@ -57,7 +58,8 @@ bench speed 75 stargan_v2 --profile 2
 
 # --dist load: pyproject's loadfile would put the whole file on one worker, and each test
 # is three CLI runs (about a minute in all on an H100 machine)
-timeout "$(within 170 || echo 1)" "$python" -m pytest -q -p no:cacheprovider -n 12 --dist load tests/test_cuda.py 2>&1 | tee "$out/test_cuda.log"
+# SIGINT: pytest still reports the failures when the limit cuts it short
+timeout -s INT -k 20 "$(within 170 || echo 1)" "$python" -m pytest -v --tb=short -p no:cacheprovider -p no:benchmark -n 12 --dist load tests/test_cuda.py 2>&1 | tee "$out/test_cuda.log"
 tests_status=${PIPESTATUS[0]}
 
 for model in dcgan cyclegan stargan; do bench compiled 90 "$model" --fast device.compile=true; done
