@@ -58,6 +58,17 @@ def test_image_pool_state_round_trips_and_size_zero_passes_through():
     assert torch.equal(ImagePool(size=0)(images), images)
 
 
+def test_image_pool_follows_the_fakes_to_their_device_after_a_resume():
+    """A checkpoint loads on the CPU; a run resumed on a GPU then stores its fakes there (meta stands in)."""
+    pool = ImagePool(size=2)
+    pool(torch.randn(2, 3, 4, 4))
+    resumed = ImagePool(size=2)
+    resumed.load_state_dict(pool.state_dict())
+    resumed(torch.randn(1, 3, 4, 4, device="meta"))  # one fake replaces at most one stored image
+    # all on one device, or saving the next checkpoint fails to stack them (seen on an H100)
+    assert [image.device.type for image in resumed.images] == ["meta", "meta"]
+
+
 def test_constant_then_linear_decay_matches_the_reference_schedule():
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
     scheduler = constant_then_linear_decay(optimizer, constant_epochs=100, decay_epochs=100)

@@ -25,6 +25,8 @@ class ImagePool(nn.Module):
         """Returns a batch the size of ``fakes``: some new, some from the history."""
         if self.size == 0:
             return fakes
+        if self.images and self.images[0].device != fakes.device:  # a history loaded on the CPU, resumed on a GPU
+            self.images = [image.to(fakes.device) for image in self.images]
         returned = []
         for fake in fakes.detach():
             if len(self.images) < self.size:
@@ -32,7 +34,7 @@ class ImagePool(nn.Module):
                 returned.append(fake)
             elif torch.rand(()) < 0.5:
                 index = int(torch.randint(len(self.images), ()))
-                returned.append(self.images[index].to(fake.device))
+                returned.append(self.images[index])
                 self.images[index] = fake.clone()
             else:
                 returned.append(fake)
