@@ -62,7 +62,7 @@ def resolve_precision(precision: Precision, device: torch.device) -> Precision:
 
     bf16 autocast on CPUs with native bf16 (AVX-512 BF16, AMX): 1.7-2.2x fp32 there. fp32 on
     CUDA: its convolutions already run on tensor cores in TF32 (PyTorch's default), and bf16
-    autocast measured 0.54-0.94x of that on an H100 at the reference settings.
+    autocast measured 0.92-0.94x of that on an H100 at the reference settings.
     """
     precision = Precision(precision)
     if precision != Precision.auto:
