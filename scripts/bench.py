@@ -107,6 +107,7 @@ class Variant:
                 latest.update(self.recipe.train_step(self.batches[self.steps % len(self.batches)], self.step_fn))
             self.step_fn.end_iteration()
             self.steps += 1
+        self.step_fn.read_deferred()  # the NaN checks that training reads at its logging cadence
         self.synchronize()
         if timed:
             self.seconds += time.perf_counter() - start

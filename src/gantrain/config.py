@@ -35,6 +35,12 @@ class NonFinitePolicy(str, Enum):
     skip = "skip"  # drop that update (counted in TensorBoard as health/skipped_updates) and go on
 
 
+class NonFiniteCheck(str, Enum):
+    auto = "auto"  # deferred on a single CUDA device when every optimizer is fused Adam and no fp16 scaler runs; else update
+    update = "update"  # the host reads each loss before its update: one device sync per update, the exact step at once
+    deferred = "deferred"  # fused Adam skips a non-finite update on the device; the host reads the flags when it logs or saves
+
+
 class BadFilePolicy(str, Enum):
     fail = "fail"  # stop, naming the file
     skip = "skip"  # use the next good item instead, warn with the file name, count in data/skipped_files
@@ -72,7 +78,8 @@ class TrainerConfig:
     checkpoint_every: int = 1000
     num_samples: int = 64  # images in the fixed-noise sample grid
     eval_every: int = 0  # steps between evaluations with the metrics config (0: never)
-    on_nan: NonFinitePolicy = NonFinitePolicy.stop  # a NaN / Inf loss (checked before every update)
+    on_nan: NonFinitePolicy = NonFinitePolicy.stop  # a NaN / Inf loss: no update is ever applied from one
+    nan_check: NonFiniteCheck = NonFiniteCheck.auto  # how: a host read per update, or device-side and read when logging
     bad_files: BadFilePolicy = BadFilePolicy.fail  # corrupt, truncated or non-image files in the data
     progress: bool = True
     # under torchrun: BatchNorm statistics over all processes' batches (CUDA only)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,15 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gantrain import distributed
 from gantrain.checkpoint import BEST, CHECKPOINT_DIR, LAST, keep_copy, save_checkpoint
-from gantrain.config import BadFilePolicy, DeviceConfig, DeviceType, NonFinitePolicy, Precision, TrainerConfig
+from gantrain.config import (
+    BadFilePolicy,
+    DeviceConfig,
+    DeviceType,
+    NonFiniteCheck,
+    NonFinitePolicy,
+    Precision,
+    TrainerConfig,
+)
 from gantrain.data.bad_files import SkipBadFiles, collate_reporting_bad_files
 from gantrain.errors import CheckpointError, ConfigError, DatasetError, TrainingError
 from gantrain.logging import RunLogger, flat_hyperparameters
@@ -55,6 +63,30 @@ def resolve_device(kind: DeviceType) -> torch.device:
     if not available[kind]:
         raise ConfigError(f"device={kind.value} was requested but this machine has none: use device=auto or device=cpu.")
     return torch.device(kind.value)
+
+
+def defers_nan_check(
+    check: NonFiniteCheck,
+    device: torch.device,
+    optimizers: Iterable[torch.optim.Optimizer],
+    gradient_scaling: bool,
+    world_size: int,
+) -> bool:
+    """Whether the NaN check runs on the device (``trainer.nan_check``).
+
+    It needs fused Adam (which can skip an update on the device's flag), no fp16 gradient
+    scaler (which owns that flag) and one process (under torchrun every process must skip
+    the same update).  ``auto`` defers on CUDA, where a host read stops the host from
+    queueing the next update while the card works; on the CPU that read costs nothing.
+    """
+    possible = all(o.defaults.get("fused") for o in optimizers) and not gradient_scaling and world_size == 1
+    if check == NonFiniteCheck.deferred and not possible:
+        raise ConfigError(
+            "trainer.nan_check=deferred needs fused Adam for every network (optimizer=adam with "
+            "optimizer.fused=true; RMSprop has no fused form), no fp16 gradient scaler (device.precision=fp32 "
+            "or bf16) and a single process (not torchrun). Use trainer.nan_check=auto or update."
+        )
+    return check == NonFiniteCheck.deferred or (check == NonFiniteCheck.auto and possible and device.type == "cuda")
 
 
 def resolve_precision(precision: Precision, device: torch.device) -> Precision:
@@ -165,7 +197,8 @@ class Trainer:
         self._stop_signal: int | None = None
         self.best: dict[str, Any] | None = None
         self.saved_step = 0  # the step of the last checkpoint written or resumed from
-        self.skipped_files = 0  # image files replaced under trainer.bad_files=skip, this session
+        self.skipped_files = 0
+        self.step_fn: Step | None = None  # the run's, once it trains: saving reads its deferred NaN checks first  # image files replaced under trainer.bad_files=skip, this session
 
     # -- data ---------------------------------------------------------------------------------
     @property
@@ -238,7 +271,11 @@ class Trainer:
         )
 
     def step_function(self, recipe: Recipe) -> Step:
-        return Step(recipe.optimizers(), self.scaler, skip_non_finite=self.cfg.on_nan == NonFinitePolicy.skip)
+        optimizers = recipe.optimizers()
+        defer = defers_nan_check(NonFiniteCheck(self.cfg.nan_check), self.device, optimizers.values(),
+                                 self.scaler.is_enabled(), self.world_size)
+        return Step(optimizers, self.scaler, skip_non_finite=self.cfg.on_nan == NonFinitePolicy.skip,
+                    defer_check=defer)
 
     # -- state --------------------------------------------------------------------------------
     def rng_state(self) -> dict[str, Any]:
@@ -308,6 +345,8 @@ class Trainer:
         Training on without checkpoints would risk losing everything after the last one.
         Under torchrun every process calls it at the same step and rank 0 writes.
         """
+        if self.step_fn is not None:
+            self.read_deferred_checks(self.step_fn)
         folder = self.run_dir / CHECKPOINT_DIR
         path = folder / LAST
         state = self.state(recipe, step)
@@ -357,15 +396,27 @@ class Trainer:
 
     def checked_step(self, recipe: Recipe, batch: Any, step_fn: Step, step: int) -> dict[str, torch.Tensor]:
         """``recipe.train_step``; a NaN or infinite loss stops the run before it reaches the weights."""
+        step_fn.step_number = step + 1
         try:
             return recipe.train_step(batch, step_fn)
         except NonFiniteLoss as error:
-            raise TrainingError(
-                f"Training diverged at step {step + 1}: {error}, so that update was not applied and nothing "
-                f"was saved after it. {self.intact_checkpoint()} Lower optimizer.lr, train in "
-                f"device.precision=fp32 or bf16 rather than fp16, or set trainer.on_nan=skip to drop such "
-                f"updates; continue with resume={self.run_dir}."
-            ) from None
+            raise self.diverged(error) from None
+
+    def read_deferred_checks(self, step_fn: Step) -> None:
+        """Under ``trainer.nan_check=deferred``: a non-finite loss since the last read stops the run here,
+        before it logs or saves anything (its update was skipped on the device)."""
+        try:
+            step_fn.read_deferred()
+        except NonFiniteLoss as error:
+            raise self.diverged(error) from None
+
+    def diverged(self, error: NonFiniteLoss) -> TrainingError:
+        return TrainingError(
+            f"Training diverged at step {error.step}: {error}, so that update was not applied and nothing "
+            f"was saved after it. {self.intact_checkpoint()} Lower optimizer.lr, train in "
+            f"device.precision=fp32 or bf16 rather than fp16, or set trainer.on_nan=skip to drop such "
+            f"updates; continue with resume={self.run_dir}."
+        )
 
     # -- the loop -----------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -405,7 +456,7 @@ class Trainer:
             default_collate([visual_dataset[i] for i in range(min(cfg.num_samples, len(visual_dataset)))]),
             visual_dataset, train=False,
         )
-        step_fn = self.step_function(recipe)
+        step_fn = self.step_fn = self.step_function(recipe)
         autocast = self.autocast()
         logger = None
         if self.is_main:
@@ -451,6 +502,8 @@ class Trainer:
                     if cfg.weight_digests:
                         distributed.append_weight_digest(cfg.weight_digests, recipe, step)
 
+                    if step % cfg.log_every == 0:
+                        self.read_deferred_checks(step_fn)
                     if logger is not None and (step % cfg.log_every == 0 or step == max_steps):
                         now = time.perf_counter()
                         values = {tag: float(value) for tag, value in latest.items()}  # rank 0's batches

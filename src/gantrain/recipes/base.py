@@ -29,9 +29,9 @@ FIXED_NOISE_SEED = 1234  # the same noise for every run, so sample grids compare
 class NonFiniteLoss(Exception):
     """A loss was NaN or infinite; raised before it reached any weights."""
 
-    def __init__(self, names: Sequence[str], value: float):
+    def __init__(self, names: Sequence[str], value: float, step: int | None = None):
         super().__init__(f"the {' + '.join(names)} loss is {value}")
-        self.names, self.value = list(names), value
+        self.names, self.value, self.step = list(names), value, step
 
 
 class Step:
@@ -42,8 +42,11 @@ class Step:
     Gradients are cleared before (nothing left by another network's update leaks in)
     and after (no memory held between updates).  A NaN or infinite loss raises
     :class:`NonFiniteLoss`, or with ``skip_non_finite`` drops that update (counted in
-    ``skipped``); the check costs one device sync per update, the only one outside the
-    logging cadence.
+    ``skipped``).  That check reads the loss on the host, one device sync per update, unless
+    ``defer_check``: then every optimizer must be fused Adam, which skips the update on the
+    device when handed the loss's non-finite flag (``found_inf``, as ``GradScaler`` does),
+    and :meth:`read_deferred` reads the flags later, at the logging cadence and before a
+    checkpoint, so that the host never waits for the device in between.
 
     Under fp16 the one gradient scaler serves every optimizer: an overflow skips only the
     updates whose gradients overflowed, and the scale is updated once per training
@@ -58,19 +61,27 @@ class Step:
         optimizers: dict[str, torch.optim.Optimizer],
         scaler: torch.amp.GradScaler,
         skip_non_finite: bool = False,
+        defer_check: bool = False,
     ):
         self.optimizers = optimizers
         self.scaler = scaler
         self.skip_non_finite = skip_non_finite
+        self.defer_check = defer_check
         self.skipped = 0
+        self.step_number = 0  # the training step being taken (set by the trainer), for the deferred check's report
+        self.unread: list[tuple[tuple[str, ...], int, torch.Tensor, torch.Tensor]] = []  # names, step, flag, loss
         self.stepped: set[str] = set()  # optimizers stepped since the scaler's last update
 
     def __call__(self, names: str | Sequence[str], loss: torch.Tensor) -> None:
         names = (names,) if isinstance(names, str) else tuple(names)
+        non_finite = None
+        if self.defer_check:
+            non_finite = (~torch.isfinite(loss.detach()).all()).float()
+            self.unread.append((names, self.step_number, non_finite, loss.detach()))
         # under torchrun every process must skip (or stop) together, or the others wait for its gradients
-        if not everywhere(bool(torch.isfinite(loss.detach()).all())) and not self.may_be_overflow():
+        elif not everywhere(bool(torch.isfinite(loss.detach()).all())) and not self.may_be_overflow():
             if not self.skip_non_finite:
-                raise NonFiniteLoss(names, float(loss.detach().float().sum()))
+                raise NonFiniteLoss(names, float(loss.detach().float().sum()), self.step_number)
             self.skipped += 1
             return
         if self.stepped.intersection(names):
@@ -83,8 +94,23 @@ class Step:
         with torch.autocast(loss.device.type, enabled=False):
             self.scaler.scale(loss).backward()
         for optimizer in optimizers:
+            if non_finite is not None:
+                optimizer.found_inf = non_finite  # fused Adam leaves weights, moments and step count as they were
             self.scaler.step(optimizer)
+            optimizer.__dict__.pop("found_inf", None)
             optimizer.zero_grad(set_to_none=True)
+
+    def read_deferred(self) -> None:
+        """The deferred flags since the last read, in one device sync: count the skipped updates, or raise
+        :class:`NonFiniteLoss` for the first (its update and every later non-finite one were not applied)."""
+        if not self.unread:
+            return
+        unread, self.unread = self.unread, []
+        flagged = torch.stack([flag for _, _, flag, _ in unread]).nonzero().flatten().tolist()
+        if flagged and not self.skip_non_finite:
+            names, step, _, loss = unread[flagged[0]]
+            raise NonFiniteLoss(names, float(loss.float().sum()), step)
+        self.skipped += len(flagged)
 
     def end_iteration(self) -> None:
         """Update the fp16 loss scale from this iteration's overflows (nothing to do in fp32 / bf16)."""
