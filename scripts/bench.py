@@ -85,8 +85,6 @@ class Variant:
         self.steps = 0
         self.seconds = 0.0
         self.peak_bytes = 0
-        # steps in one full update pattern: a WGAN or StarGAN generator steps once every n_critic
-        self.cycle = getattr(self.recipe, "n_critic", 1)
         self.losses: dict[str, float] = {}
 
     def synchronize(self) -> None:
@@ -188,8 +186,9 @@ def bench(model: str, args: argparse.Namespace) -> dict[str, Any]:
     fast = Variant(model, overrides["fast"], batches_from=baseline.cpu_batches)
     variants = {"baseline": baseline, "fast": fast}
     for variant in variants.values():
-        # every kind of update once, so that cuDNN's per-shape algorithm search (shared by the process) is done
-        variant.train(max(args.warmup, variant.cycle), timed=False)
+        # every kind of update once (a WGAN or StarGAN generator steps every n_critic), so that
+        # cuDNN's per-shape algorithm search, shared by the process, is over before the timing
+        variant.train(max(args.warmup, getattr(variant.recipe, "n_critic", 1)), timed=False)
     chunk_seconds: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, variant in variants.items():
