@@ -25,7 +25,7 @@ from test_translation_cli import CYCLEGAN, PIX2PIX
 
 import gantrain.cli
 import gantrain.export
-from gantrain.translate import load_trained
+from gantrain.trained import load_trained
 
 TOLERANCE = 1e-4  # fp32, largest absolute difference from eager PyTorch
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")

@@ -20,9 +20,9 @@ from test_translation_cli import CYCLEGAN, PIX2PIX, write_images
 
 from gantrain.checkpoint import load_checkpoint
 from gantrain.config import DeviceConfig, DeviceType
+from gantrain.device import resolve_channels_last
 from gantrain.losses import r1_penalty
-from gantrain.recipes.base import NonFiniteLoss, Step
-from gantrain.trainer import resolve_channels_last
+from gantrain.step import NonFiniteLoss, Step
 
 # every model, tiny, on the embedded data (tests/test_cuda.py runs the same on a GPU)
 MODELS = {

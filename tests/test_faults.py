@@ -22,8 +22,8 @@ from torch import nn
 from gantrain.checkpoint import load_checkpoint, save_checkpoint
 from gantrain.config import DeviceConfig, NonFiniteCheck, TrainerConfig
 from gantrain.errors import CheckpointError, ConfigError, TrainingError
-from gantrain.recipes.base import NonFiniteLoss, Step
-from gantrain.trainer import Trainer, defers_nan_check
+from gantrain.step import NonFiniteLoss, Step, defers_nan_check
+from gantrain.trainer import Trainer
 
 
 def linear_step(skip: bool = False) -> tuple[nn.Linear, Step]:

@@ -12,9 +12,9 @@ from torch import nn
 from gantrain.errors import ConfigError
 from gantrain.labels import LabelSpec
 from gantrain.losses import r1_penalty
-from gantrain.recipes.base import Step
 from gantrain.recipes.stargan import StarGAN, classification_loss
 from gantrain.recipes.stargan_v2 import StarGANv2
+from gantrain.step import Step
 
 ATTRIBUTES = {
     "names": ["red", "green", "blue", "circle", "square", "triangle"],

@@ -7,11 +7,11 @@ import torch
 
 from gantrain.config import GeneratorLoss, Norm
 from gantrain.errors import ConfigError
-from gantrain.recipes.base import Step
 from gantrain.recipes.dcgan import dcgan
 from gantrain.recipes.gan import mlp_gan
 from gantrain.recipes.wgan import WGAN
 from gantrain.recipes.wgan_gp import WGANGP
+from gantrain.step import Step
 
 SHAPE = (3, 32, 32)
 adam = functools.partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
@@ -137,7 +137,7 @@ def test_ema_generator_averages_the_weights_and_draws_the_samples():
 
 def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16():
     from gantrain.config import Precision
-    from gantrain.trainer import resolve_precision
+    from gantrain.device import resolve_precision
 
     cpu = torch.device("cpu")
     assert resolve_precision(Precision.fp32, cpu) == Precision.fp32

@@ -10,10 +10,11 @@ from torch import nn
 
 from gantrain.config import AdversarialLoss
 from gantrain.losses import adversarial_loss
-from gantrain.recipes.base import Step, constant_then_linear_decay
+from gantrain.recipes.base import constant_then_linear_decay
 from gantrain.recipes.cyclegan import CycleGAN
 from gantrain.recipes.image_pool import ImagePool
 from gantrain.recipes.pix2pix import Pix2Pix
+from gantrain.step import Step
 
 adam = functools.partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
 SHAPE = (3, 32, 32)

@@ -20,18 +20,17 @@ import torch
 from PIL import Image
 
 from gantrain.config import DeviceType, Direction
+from gantrain.device import resolve_device
 from gantrain.errors import ConfigError
 from gantrain.recipes.base import ImageToImage, MultiDomain, NoiseToImage
 from gantrain.sample import generate
-from gantrain.trainer import resolve_device
+from gantrain.trained import Trained, load_trained
 from gantrain.translate import (
-    Trained,
     fit_and_translate,
     fit_and_translate_named,
     fit_references,
     image_to_tensor,
     load_image,
-    load_trained,
     target_names,
 )
 

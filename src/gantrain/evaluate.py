@@ -19,9 +19,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from gantrain.build import build_dataset, build_recipe, report_user_errors
-from gantrain.checkpoint import find_checkpoint, load_checkpoint
+from gantrain.build import build_dataset, report_user_errors
 from gantrain.config import FeatureNetwork, MetricsConfig, register_configs
+from gantrain.device import move_to, resolve_device
 from gantrain.errors import ConfigError
 from gantrain.metrics import (
     cache_file,
@@ -32,7 +32,7 @@ from gantrain.metrics import (
 )
 from gantrain.recipes.base import Recipe
 from gantrain.task_metrics import task_metrics
-from gantrain.trainer import move_to, resolve_device
+from gantrain.trained import load_trained
 
 log = logging.getLogger(__name__)
 register_configs()
@@ -111,27 +111,21 @@ class Evaluator:
 @report_user_errors
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score a checkpoint on held-out data; write and return the JSON report."""
-    path = find_checkpoint(cfg.checkpoint)
-    state = load_checkpoint(path)
-    train_cfg = OmegaConf.create(state["config"])
-    for key, value in cfg.dataset.items():
-        OmegaConf.update(train_cfg, f"dataset.{key}", value, merge=False, force_add=True)
-    recipe = build_recipe(train_cfg)
-    recipe.load_state_dict(state["recipe"])
-    recipe.to(resolve_device(cfg.device.type))
+    trained = load_trained(cfg.checkpoint, resolve_device(cfg.device.type), cfg.dataset)
+    recipe, train_cfg = trained.recipe, trained.config
     metrics = OmegaConf.to_object(cfg.metrics)
     evaluator = Evaluator(metrics, train_cfg, held_out_dataset(train_cfg, cfg.split), recipe, train_cfg.seed)
     scores = evaluator(recipe)
     report = {
-        "checkpoint": str(path),
-        "step": state["step"],
-        "model": state["choices"]["model"],
-        "dataset": state["choices"]["dataset"],
+        "checkpoint": str(trained.path),
+        "step": trained.step,
+        "model": trained.model,
+        "dataset": trained.dataset,
         "split": cfg.split if "split" in train_cfg.dataset else "train",
         "metrics": scores,
         "settings": OmegaConf.to_container(cfg.metrics, resolve=True),
     }
-    output = Path(cfg.output) if cfg.output else path.with_name(f"eval_{path.stem}.json")
+    output = Path(cfg.output) if cfg.output else trained.path.with_name(f"eval_{trained.path.stem}.json")
     output.write_text(json.dumps(report, indent=2))
     log.info("%s", ", ".join(f"{name} {value:.4g}" for name, value in scores.items()))
     log.info("Report written to %s", output)

@@ -40,14 +40,14 @@ from torch.optim.swa_utils import AveragedModel
 
 from gantrain.build import image_shape, report_user_errors
 from gantrain.config import DeviceConfig, Direction, register_configs
+from gantrain.device import resolve_device
 from gantrain.errors import ConfigError
 from gantrain.recipes.base import NoiseToImage
 from gantrain.recipes.cyclegan import CycleGAN
 from gantrain.recipes.pix2pix import Pix2Pix
 from gantrain.recipes.stargan import StarGAN
 from gantrain.recipes.stargan_v2 import StarGANv2
-from gantrain.trainer import resolve_device
-from gantrain.translate import Trained, load_trained
+from gantrain.trained import Trained, load_trained
 
 log = logging.getLogger(__name__)
 # the ONNX optimizer's notes on every folded constant and removed node are not for users

@@ -14,10 +14,10 @@ from torchvision.utils import save_image
 from gantrain.build import report_user_errors
 from gantrain.config import register_configs
 from gantrain.data.shapes import ShapesDataset, judge_summary
+from gantrain.device import resolve_device
 from gantrain.errors import ConfigError
 from gantrain.recipes.base import NoiseToImage
-from gantrain.trainer import resolve_device
-from gantrain.translate import load_trained
+from gantrain.trained import load_trained
 
 log = logging.getLogger(__name__)
 register_configs()

@@ -45,12 +45,12 @@ from gantrain.data.shapes import SHAPE_NAMES, ShapesDataset, judge_summary
 from gantrain.data.shapes_attributes import COLOUR_NAMES, ShapesAttributes, judge_attributes
 from gantrain.data.shapes_translation import PSNR_CAP_DB, ShapesPaired, ShapesUnpaired, judge_unpaired
 from gantrain.data.translation import AlignedFolders
+from gantrain.device import move_to
 from gantrain.recipes.base import NoiseToImage, Recipe
 from gantrain.recipes.cyclegan import CycleGAN
 from gantrain.recipes.pix2pix import Pix2Pix
 from gantrain.recipes.stargan import StarGAN
 from gantrain.recipes.stargan_v2 import StarGANv2
-from gantrain.trainer import move_to
 
 BATCH_SIZE = 64
 """Images per forward pass: bounds memory at large image sizes, results do not depend on it."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,91 +28,22 @@ from gantrain.checkpoint import BEST, CHECKPOINT_DIR, LAST, keep_copy, save_chec
 from gantrain.config import (
     BadFilePolicy,
     DeviceConfig,
-    DeviceType,
     NonFiniteCheck,
     NonFinitePolicy,
     Precision,
     TrainerConfig,
 )
 from gantrain.data.bad_files import SkipBadFiles, collate_reporting_bad_files
+from gantrain.device import autocast, move_to, resolve_channels_last, resolve_device, resolve_precision
 from gantrain.errors import CheckpointError, ConfigError, DatasetError, TrainingError
-from gantrain.logging import RunLogger, flat_hyperparameters
 from gantrain.metrics import improves, mean_pairwise_distance
-from gantrain.recipes.base import NonFiniteLoss, Recipe, Step
+from gantrain.recipes.base import Recipe
+from gantrain.run_log import RunLogger, flat_hyperparameters
+from gantrain.step import NonFiniteLoss, Step, defers_nan_check
 
 log = logging.getLogger(__name__)
 
-AUTOCAST_DTYPES = {Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}
 FINAL_METRICS = ("loss/", "quality/", "eval/", "best/")  # scalar tags shown in TensorBoard's HParams table
-
-
-def resolve_device(kind: DeviceType) -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU; a forced device must exist."""
-    kind = DeviceType(kind)
-    if kind == DeviceType.auto:
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    available = {
-        DeviceType.cpu: True,
-        DeviceType.cuda: torch.cuda.is_available(),
-        DeviceType.mps: torch.backends.mps.is_available(),
-    }
-    if not available[kind]:
-        raise ConfigError(f"device={kind.value} was requested but this machine has none: use device=auto or device=cpu.")
-    return torch.device(kind.value)
-
-
-def defers_nan_check(
-    check: NonFiniteCheck,
-    device: torch.device,
-    optimizers: Iterable[torch.optim.Optimizer],
-    gradient_scaling: bool,
-    world_size: int,
-) -> bool:
-    """Whether the NaN check runs on the device (``trainer.nan_check``).
-
-    It needs fused Adam (which can skip an update on the device's flag), no fp16 gradient
-    scaler (which owns that flag) and one process (under torchrun every process must skip
-    the same update).  ``auto`` defers on CUDA, where a host read stops the host from
-    queueing the next update while the card works; on the CPU that read costs nothing.
-    """
-    possible = all(o.defaults.get("fused") for o in optimizers) and not gradient_scaling and world_size == 1
-    if check == NonFiniteCheck.deferred and not possible:
-        raise ConfigError(
-            "trainer.nan_check=deferred needs fused Adam for every network (optimizer=adam with "
-            "optimizer.fused=true; RMSprop has no fused form), no fp16 gradient scaler (device.precision=fp32 "
-            "or bf16) and a single process (not torchrun). Use trainer.nan_check=auto or update."
-        )
-    return check == NonFiniteCheck.deferred or (check == NonFiniteCheck.auto and possible and device.type == "cuda")
-
-
-def resolve_precision(precision: Precision, device: torch.device) -> Precision:
-    """``auto`` is the precision measured faster on that device type (docs/performance.md).
-
-    bf16 autocast on CPUs with native bf16 (AVX-512 BF16, AMX): 1.7-2.2x fp32 there. fp32 on
-    CUDA: its convolutions already run on tensor cores in TF32 (PyTorch's default), and bf16
-    autocast measured 0.92-0.94x of that on an H100 at the reference settings.
-    """
-    precision = Precision(precision)
-    if precision != Precision.auto:
-        return precision
-    if device.type == "cpu":
-        try:
-            native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        except (AttributeError, RuntimeError):  # a build without oneDNN
-            native = False
-        return Precision.bf16 if native else Precision.fp32
-    return Precision.fp32
-
-
-def resolve_channels_last(device_cfg: DeviceConfig, device: torch.device) -> bool:
-    """``device.channels_last``, or when it is null whether the model measured faster so on this device type."""
-    if device_cfg.channels_last is not None:
-        return device_cfg.channels_last
-    return device.type in {DeviceType(kind).value for kind in device_cfg.channels_last_faster_on}
 
 
 class EpochShuffle(Sampler[int]):
@@ -136,20 +67,6 @@ class EpochShuffle(Sampler[int]):
 
     def __len__(self) -> int:
         return self.length // self.world_size - self.start
-
-
-def move_to(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
-    """Move every tensor of a batch (a tensor, or a dict / list / tuple of them) to ``device``."""
-    if isinstance(batch, dict):
-        return {key: move_to(value, device, channels_last) for key, value in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(move_to(value, device, channels_last) for value in batch)
-    if not isinstance(batch, torch.Tensor):
-        return batch
-    batch = batch.to(device, non_blocking=True)
-    if channels_last and batch.dim() == 4:
-        batch = batch.contiguous(memory_format=torch.channels_last)
-    return batch
 
 
 @dataclass
@@ -264,11 +181,7 @@ class Trainer:
                 network.compile(backend=self.compile_backend)
 
     def autocast(self) -> torch.autocast:
-        return torch.autocast(
-            self.device.type,
-            dtype=AUTOCAST_DTYPES.get(self.precision, torch.float32),
-            enabled=self.precision != Precision.fp32,
-        )
+        return autocast(self.device, self.precision)
 
     def step_function(self, recipe: Recipe) -> Step:
         optimizers = recipe.optimizers()

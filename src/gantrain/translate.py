@@ -15,28 +15,26 @@ original size.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.functional import pil_to_tensor
 from torchvision.utils import save_image
 
-from gantrain.build import build_recipe, report_user_errors
-from gantrain.checkpoint import load_checkpoint
+from gantrain.build import report_user_errors
 from gantrain.config import register_configs
 from gantrain.data.images import PIL_MODE_BY_CHANNELS, list_images
+from gantrain.device import resolve_device
 from gantrain.errors import ConfigError, DatasetError
 from gantrain.recipes.base import ImageToImage, MultiDomain, Recipe
-from gantrain.trainer import resolve_device
+from gantrain.trained import load_trained
 
 log = logging.getLogger(__name__)
 register_configs()
@@ -147,26 +145,6 @@ def output_names(file: Path, count: int, references: list[Path]) -> list[Path]:
     if count == 1:
         return [file.with_suffix(".png")]
     return [file.with_name(f"{file.stem}_style{k}.png") for k in range(count)]
-
-
-@dataclass
-class Trained:
-    """A trained recipe on its device in eval mode, with what the checkpoint says about it."""
-
-    recipe: Recipe
-    config: DictConfig  # the training config stored in the checkpoint
-    model: str  # the model= choice it was trained with, e.g. "cyclegan"
-    step: int
-
-
-def load_trained(checkpoint: str | os.PathLike, device: torch.device) -> Trained:
-    """The one way gantrain-translate, gantrain-sample, gantrain-export and ``gantrain.load`` read a model."""
-    state = load_checkpoint(checkpoint)
-    config = OmegaConf.create(state["config"])
-    recipe = build_recipe(config)
-    recipe.load_state_dict(state["recipe"])
-    recipe.to(device).eval()
-    return Trained(recipe, config, state["choices"]["model"], state["step"])
 
 
 @report_user_errors

@@ -17,118 +17,13 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import Dataset
 
-from gantrain.distributed import everywhere
 from gantrain.errors import ConfigError
 from gantrain.labels import LabelSpec
+from gantrain.step import Step
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 FIXED_NOISE_SEED = 1234  # the same noise for every run, so sample grids compare across a sweep
-
-
-class NonFiniteLoss(Exception):
-    """A loss was NaN or infinite; raised before it reached any weights."""
-
-    def __init__(self, names: Sequence[str], value: float, step: int | None = None):
-        super().__init__(f"the {' + '.join(names)} loss is {value}")
-        self.names, self.value, self.step = list(names), value, step
-
-
-class Step:
-    """Backward and update for named optimizers, with the run's gradient scaler.
-
-    Recipes call ``step("discriminator", loss)`` in their own update order, or
-    ``step(("generator", "mapping"), loss)`` to update several networks from one loss.
-    Gradients are cleared before (nothing left by another network's update leaks in)
-    and after (no memory held between updates).  A NaN or infinite loss raises
-    :class:`NonFiniteLoss`, or with ``skip_non_finite`` drops that update (counted in
-    ``skipped``).  That check reads the loss on the host, one device sync per update, unless
-    ``defer_check``: then every optimizer must be fused Adam, which skips the update on the
-    device when handed the loss's non-finite flag (``found_inf``, as ``GradScaler`` does),
-    and :meth:`read_deferred` reads the flags later, at the logging cadence and before a
-    checkpoint, so that the host never waits for the device in between.
-
-    Under fp16 the one gradient scaler serves every optimizer: an overflow skips only the
-    updates whose gradients overflowed, and the scale is updated once per training
-    iteration (:meth:`end_iteration`), or before an optimizer steps a second time in one
-    iteration (StarGAN v2's two discriminator updates), as ``GradScaler`` requires.  A
-    non-finite loss under fp16 is first taken for an overflow: the scaler skips the update
-    and halves the scale, until the scale is down to 1.
-    """
-
-    def __init__(
-        self,
-        optimizers: dict[str, torch.optim.Optimizer],
-        scaler: torch.amp.GradScaler,
-        skip_non_finite: bool = False,
-        defer_check: bool = False,
-    ):
-        self.optimizers = optimizers
-        self.scaler = scaler
-        self.skip_non_finite = skip_non_finite
-        self.defer_check = defer_check
-        self.skipped = 0
-        self.step_number = 0  # the training step being taken (set by the trainer), for the deferred check's report
-        self.unread: list[tuple[tuple[str, ...], int, torch.Tensor, torch.Tensor]] = []  # names, step, flag, loss
-        self.stepped: set[str] = set()  # optimizers stepped since the scaler's last update
-
-    def __call__(self, names: str | Sequence[str], loss: torch.Tensor) -> None:
-        names = (names,) if isinstance(names, str) else tuple(names)
-        non_finite = None
-        if self.defer_check:
-            non_finite = (~torch.isfinite(loss.detach()).all()).float()
-            self.unread.append((names, self.step_number, non_finite, loss.detach()))
-        # under torchrun every process must skip (or stop) together, or the others wait for its gradients
-        elif not everywhere(bool(torch.isfinite(loss.detach()).all())) and not self.may_be_overflow():
-            if not self.skip_non_finite:
-                raise NonFiniteLoss(names, float(loss.detach().float().sum()), self.step_number)
-            self.skipped += 1
-            return
-        if self.stepped.intersection(names):
-            self.end_iteration()
-        self.stepped.update(names)
-        optimizers = [self.optimizers[name] for name in names]
-        for optimizer in optimizers:
-            optimizer.zero_grad(set_to_none=True)
-        # the backward pass runs outside autocast, as the PyTorch AMP notes recommend
-        with torch.autocast(loss.device.type, enabled=False):
-            self.scaler.scale(loss).backward()
-        for optimizer in optimizers:
-            if non_finite is not None:
-                optimizer.found_inf = non_finite  # fused Adam leaves weights, moments and step count as they were
-            self.scaler.step(optimizer)
-            optimizer.__dict__.pop("found_inf", None)
-            optimizer.zero_grad(set_to_none=True)
-
-    def read_deferred(self) -> None:
-        """The deferred flags since the last read, in one device sync: count the skipped updates, or raise
-        :class:`NonFiniteLoss` for the first (its update and every later non-finite one were not applied)."""
-        if not self.unread:
-            return
-        unread, self.unread = self.unread, []
-        flagged = torch.stack([flag for _, _, flag, _ in unread]).nonzero().flatten().tolist()
-        if flagged and not self.skip_non_finite:
-            names, step, _, loss = unread[flagged[0]]
-            raise NonFiniteLoss(names, float(loss.float().sum()), step)
-        self.skipped += len(flagged)
-
-    def end_iteration(self) -> None:
-        """Update the fp16 loss scale from this iteration's overflows (nothing to do in fp32 / bf16)."""
-        if self.stepped:
-            self.scaler.update()
-            self.stepped.clear()
-
-    def may_be_overflow(self) -> bool:
-        """Under fp16, a non-finite loss (a scaled penalty gradient) is an overflow while the scale is above 1."""
-        return self.scaler.is_enabled() and self.scaler.get_scale() > 1.0
-
-    def loss_scale(self, device: torch.device) -> torch.Tensor:
-        """The fp16 loss scale as a tensor on ``device`` (1 otherwise), read without a device sync.
-
-        The gradient penalty and R1 scale the scores by it before ``autograd.grad`` and divide
-        the gradients by it, so that their fp16 gradients do not underflow (the PyTorch AMP notes).
-        """
-        return self.scaler.scale(torch.ones((), device=device))
 
 
 def positive_critic_steps(n_critic: int) -> int:

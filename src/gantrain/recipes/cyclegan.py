@@ -20,8 +20,9 @@ from gantrain.losses import adversarial_loss, gradient_penalty
 from gantrain.nets.init import normal_init
 from gantrain.nets.patchgan import PatchDiscriminator, PixelDiscriminator
 from gantrain.nets.resnet import ResnetGenerator
-from gantrain.recipes.base import ImageToImage, OptimizerFactory, Step, frozen
+from gantrain.recipes.base import ImageToImage, OptimizerFactory, frozen
 from gantrain.recipes.image_pool import ImagePool
+from gantrain.step import Step
 
 
 def patch_discriminator(

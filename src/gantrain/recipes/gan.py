@@ -10,7 +10,8 @@ from torch import nn
 from gantrain.config import GeneratorLoss
 from gantrain.losses import bce_discriminator_loss, bce_generator_loss
 from gantrain.nets.mlp import MLPDiscriminator, MLPGenerator
-from gantrain.recipes.base import NoiseToImage, OptimizerFactory, Step, frozen
+from gantrain.recipes.base import NoiseToImage, OptimizerFactory, frozen
+from gantrain.step import Step
 
 
 class GAN(NoiseToImage):

@@ -20,8 +20,9 @@ from gantrain.errors import ConfigError
 from gantrain.losses import adversarial_loss, gradient_penalty
 from gantrain.nets.init import normal_init
 from gantrain.nets.unet import UnetGenerator
-from gantrain.recipes.base import ImageToImage, OptimizerFactory, Step, frozen
+from gantrain.recipes.base import ImageToImage, OptimizerFactory, frozen
 from gantrain.recipes.cyclegan import patch_discriminator
+from gantrain.step import Step
 
 
 class Pix2Pix(ImageToImage):

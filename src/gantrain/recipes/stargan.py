@@ -30,12 +30,12 @@ from gantrain.nets.stargan import StarGANDiscriminator, StarGANGenerator
 from gantrain.recipes.base import (
     MultiDomain,
     OptimizerFactory,
-    Step,
     constant_then_linear_decay,
     frozen,
     generator_average,
     positive_critic_steps,
 )
+from gantrain.step import Step
 
 
 class StarGAN(MultiDomain):

@@ -30,7 +30,8 @@ from gantrain.errors import ConfigError
 from gantrain.labels import label_spec
 from gantrain.losses import r1_penalty
 from gantrain.nets.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
-from gantrain.recipes.base import FIXED_NOISE_SEED, MultiDomain, OptimizerFactory, Step, frozen
+from gantrain.recipes.base import FIXED_NOISE_SEED, MultiDomain, OptimizerFactory, frozen
+from gantrain.step import Step
 
 GENERATOR_GROUP = ("generator", "mapping", "style_encoder")
 

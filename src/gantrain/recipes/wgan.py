@@ -13,8 +13,9 @@ import torch
 
 from gantrain.config import Norm
 from gantrain.losses import clip_weights, wasserstein_critic_loss, wasserstein_generator_loss
-from gantrain.recipes.base import NoiseToImage, OptimizerFactory, Step, frozen, positive_critic_steps
+from gantrain.recipes.base import NoiseToImage, OptimizerFactory, frozen, positive_critic_steps
 from gantrain.recipes.dcgan import dcgan_networks
+from gantrain.step import Step
 
 
 class WGAN(NoiseToImage):

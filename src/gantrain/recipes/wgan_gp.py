@@ -10,8 +10,9 @@ from torch import nn
 from gantrain.config import Norm
 from gantrain.errors import ConfigError
 from gantrain.losses import gradient_penalty
-from gantrain.recipes.base import OptimizerFactory, Step
+from gantrain.recipes.base import OptimizerFactory
 from gantrain.recipes.wgan import WGAN
+from gantrain.step import Step
 
 
 class WGANGP(WGAN):
