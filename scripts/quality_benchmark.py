@@ -1,22 +1,20 @@
-"""Train every GAN family on its embedded shapes data for a fixed CPU budget and score it, in one command.
+"""Train every GAN family on its embedded shapes data and score it, in one command.
 
-    python scripts/quality_benchmark.py [--scale 1.0] [--only dcgan,stargan] [--images docs/images]
+    python scripts/quality_benchmark.py [--seeds 0,1,2] [--only dcgan,stargan] [--scale 1.0] [--images docs/images]
 
-Each family trains through the real command line (``gantrain model=X dataset=Y
-...``, with the data's tuning file applied as usual) on the CPU, two runs at a time
-with one thread each (``--jobs``, ``OMP_NUM_THREADS=1``): the budget is sized for a
-2-core machine, about 50 minutes in all.  ``scripts/judge.py`` then scores each
-final checkpoint on held-out data with ``gantrain.task_metrics`` next to the same
-networks untrained (same seed).  The result is a markdown table on stdout, a JSON file
-and, with ``--images``, each run's final sample grid as ``<family>.png``.
+The families are the model configs in ``configs/model/``: each trains through the real
+command line (``gantrain model=X dataset=Y seed=S``) on the embedded dataset its recipe
+names (``Recipe.embedded_dataset``), with that pair's tuning file applied as usual, on the
+CPU, ``--jobs`` runs at a time with ``--threads`` threads each.  ``scripts/judge.py``
+then scores each final checkpoint on held-out data with ``gantrain.task_metrics`` next
+to the same networks untrained.  The result is a markdown table of the recipe's headline
+metrics (``Recipe.headline_metrics``) with the mean and range over the seeds and every
+seed's figure, a JSON file and, with ``--images``, the first seed's final sample grid as
+``<family>.png``.
 
-Step budgets come from the throughput of one thread while another run uses the
-second core (``steps_per_s`` below): StarGAN, CycleGAN, StarGAN v2 and pix2pix from
-docs/multidomain_shapes.md and docs/translation_shapes.md, the noise models
-measured on 2026-11-27.  CycleGAN and pix2pix count epochs, so they keep their
-tuning's 10 epochs (5 at the full rate, 5 of linear decay) of batch 4 and reach their
-budget through the epoch size; StarGAN keeps its half-constant, half-decaying
-schedule.  ``--scale`` multiplies every budget (0.01 is a smoke run of a minute or two).
+``--scale`` multiplies the training length (0.01 is a smoke run of a minute or two): the
+number of steps, or for families that count epochs the size of an epoch
+(``dataset.num_samples``), so that their learning-rate schedules keep their shape.
 """
 
 from __future__ import annotations
@@ -24,92 +22,69 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from hydra import compose, initialize_config_module
+from hydra.utils import get_object
 from PIL import Image
 
+import gantrain.cli
+
 JUDGE = Path(__file__).with_name("judge.py")
-EPOCHS, EPOCH_BATCH = 10, 4
-"""The CycleGAN and pix2pix shapes tunings' epochs and batch size."""
+CONFIGS = Path(gantrain.cli.__file__).parent / "configs"
 MAX_GRID_SIDE = 512
 """Sample grids copied for the docs are shrunk to at most this many pixels a side."""
-
-
-def step_budget(steps: int) -> list[str]:
-    return [f"trainer.max_steps={steps}"]
-
-
-def stargan_budget(steps: int) -> list[str]:
-    """Half the steps at the full rate, half decaying to zero, as the shapes tuning does."""
-    return [*step_budget(steps), f"model.n_steps={steps // 2}", f"model.n_steps_decay={steps - steps // 2}"]
-
-
-def epoch_budget(steps: int) -> list[str]:
-    """Ten epochs (5 + 5 of decay) of batch 4 whose size makes ``steps`` in all."""
-    pairs = max(EPOCH_BATCH, round(steps * EPOCH_BATCH / EPOCHS))
-    return [
-        f"dataset.num_samples={pairs}",
-        f"trainer.batch_size={EPOCH_BATCH}",
-        f"trainer.max_epochs={EPOCHS}",
-        f"model.n_epochs={EPOCHS // 2}",
-        f"model.n_epochs_decay={EPOCHS - EPOCHS // 2}",
-    ]
 
 
 @dataclass(frozen=True)
 class Family:
     model: str
     dataset: str
-    steps: int
-    steps_per_s: float
-    """Training steps per second on one thread beside another run (see the module docstring)."""
     headline: tuple[str, ...]
     """The task metrics shown in the table."""
-    grid: str
-    """The sample grid (``samples/<grid>_<step>.png``) that shows the family's task best."""
-    budget: Callable[[int], list[str]] = step_budget
+    max_steps: int | None
+    max_epochs: int | None
+    num_samples: int
 
-    def estimated_s(self, scale: float) -> float:
-        return scaled(self.steps, scale) / self.steps_per_s
-
-
-NOISE_SCORES = ("valid_share", "coverage")
-FAMILIES = {
-    family.model: family
-    for family in (
-        Family("gan", "shapes", 3000, 9.0, NOISE_SCORES, "samples"),
-        Family("dcgan", "shapes", 5000, 12.5, NOISE_SCORES, "samples"),  # the default run
-        Family("wgan", "shapes", 3000, 5.2, NOISE_SCORES, "samples"),  # critic steps
-        Family("wgan_gp", "shapes", 2000, 2.7, NOISE_SCORES, "samples"),  # critic steps
-        Family("cyclegan", "shapes_unpaired", 2500, 2.4, ("all_kept",), "A_to_B", epoch_budget),
-        Family("pix2pix", "shapes_paired", 5000, 17.0, ("psnr", "ssim"), "translation", epoch_budget),
-        Family("stargan", "shapes_attributes", 8000, 6.0, ("all_kept", "classifier_accuracy"), "translations",
-               stargan_budget),
-        Family("stargan_v2", "shapes_domains", 2000, 2.5, ("latent_all_kept", "reference_all_kept"),
-               "latent_guided"),
-    )
-}
+    def budget(self, scale: float) -> list[str]:
+        """Overrides that scale the training length (none at scale 1)."""
+        if scale == 1.0:
+            return []
+        if self.max_epochs is not None:
+            return [f"dataset.num_samples={max(1, round(self.num_samples * scale))}"]
+        return [f"trainer.max_steps={max(1, round(self.max_steps * scale))}"]
 
 
-def scaled(steps: int, scale: float) -> int:
-    return max(1, round(steps * scale))
+def discover_families() -> dict[str, Family]:
+    """Every model config, on its recipe's embedded dataset, with the training length its tuning sets."""
+    families = {}
+    with initialize_config_module("gantrain.configs", version_base="1.3"):
+        for path in sorted((CONFIGS / "model").glob("*.yaml")):
+            recipe = get_object(compose("train", overrides=[f"model={path.stem}"]).model._target_)
+            cfg = compose("train", overrides=[f"model={path.stem}", f"dataset={recipe.embedded_dataset}"])
+            families[path.stem] = Family(
+                path.stem, recipe.embedded_dataset, recipe.headline_metrics, cfg.trainer.max_steps,
+                cfg.trainer.max_epochs, cfg.dataset.num_samples,
+            )
+    return families
 
 
-def run_family(family: Family, scale: float, out: Path, count: int, images: Path | None) -> dict:
-    """Train, score and (with ``images``) copy the final grid; returns the family's JSON record."""
-    run_dir = out / family.model
-    overrides = [f"model={family.model}", f"dataset={family.dataset}", "device=cpu",
-                 *family.budget(scaled(family.steps, scale)), f"hydra.run.dir={run_dir}"]
-    environment = os.environ | {"OMP_NUM_THREADS": "1"}
-    record = {"family": family.model, "dataset": family.dataset, "overrides": overrides, "run_dir": str(run_dir)}
-    with open(out / f"{family.model}.log", "w") as log:
+def run_family(family: Family, seed: int, args: argparse.Namespace, out: Path) -> dict:
+    """Train and score one seed; returns its JSON record."""
+    run_dir = out / f"{family.model}_seed{seed}"
+    overrides = [f"model={family.model}", f"dataset={family.dataset}", "device=cpu", f"seed={seed}",
+                 *family.budget(args.scale), f"hydra.run.dir={run_dir}"]
+    environment = os.environ | {"OMP_NUM_THREADS": str(args.threads)}
+    record = {"family": family.model, "seed": seed, "dataset": family.dataset, "overrides": overrides,
+              "run_dir": str(run_dir)}
+    with open(out / f"{family.model}_seed{seed}.log", "w") as log:
         start = time.perf_counter()
         trained = subprocess.run([sys.executable, "-m", "gantrain", *overrides], stdout=log, stderr=log,
                                  env=environment, check=False)
@@ -117,22 +92,28 @@ def run_family(family: Family, scale: float, out: Path, count: int, images: Path
         if trained.returncode != 0:
             return record | {"error": f"training exited with {trained.returncode}, see {log.name}"}
         scores_file = run_dir / "task_metrics.json"
-        judged = subprocess.run([sys.executable, str(JUDGE), str(run_dir), "--count", str(count),
+        judged = subprocess.run([sys.executable, str(JUDGE), str(run_dir), "--count", str(args.count),
                                  "--json", str(scores_file)], stdout=log, stderr=log, env=environment, check=False)
         if judged.returncode != 0:
             return record | {"error": f"scoring exited with {judged.returncode}, see {log.name}"}
-    if images is not None:
-        copy_grid(run_dir, family, images)
+    if args.images is not None and seed == args.seeds[0]:
+        copy_grid(run_dir, family.model, args.images)
     scores = json.loads(scores_file.read_text())
     return record | {key: scores[key] for key in ("step", "scored", "untrained", "trained")}
 
 
-def copy_grid(run_dir: Path, family: Family, images: Path) -> None:
-    """The run's last ``family.grid`` PNG as ``images/<family>.png``, shrunk if large."""
-    final = max((run_dir / "samples").glob(f"{family.grid}_*.png"))  # steps are zero-padded
+def copy_grid(run_dir: Path, model: str, images: Path) -> None:
+    """The run's final sample grid as ``images/<model>.png``, shrunk if large.
+
+    The grids of the last step are the recipe's visuals (the real batch is logged at step 0
+    only); of several, the first by name.
+    """
+    grids = sorted((run_dir / "samples").glob("*.png"))
+    last_step = max(path.stem.rsplit("_", 1)[1] for path in grids)  # steps are zero-padded
+    final = next(path for path in grids if path.stem.endswith(f"_{last_step}"))
     with Image.open(final) as grid:
         grid.thumbnail((MAX_GRID_SIDE, MAX_GRID_SIDE), Image.Resampling.LANCZOS)
-        grid.save(images / f"{family.model}.png", optimize=True)
+        grid.save(images / f"{model}.png", optimize=True)
 
 
 def duration(seconds: float) -> str:
@@ -140,69 +121,74 @@ def duration(seconds: float) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
-def markdown_table(records: list[dict]) -> str:
-    lines = ["| family | dataset | steps | wall time | untrained -> trained |", "|---|---|---|---|---|"]
-    for record in records:
-        if "error" in record:
-            scores = f"failed: {record['error']}"
-            steps = "-"
-        else:
-            headline = FAMILIES[record["family"]].headline
-            untrained, trained = record["untrained"], record["trained"]
-            scores = ", ".join(f"{name} {untrained[name]:.3f} -> {trained[name]:.3f}" for name in headline)
-            steps = f"{record['step']:,}"
-        lines.append(
-            f"| {record['family']} | {record['dataset']} | {steps} | {duration(record['train_s'])} | {scores} |"
-        )
-    return "\n".join(lines)
+def summary(values: list[float]) -> str:
+    """The mean, and with several seeds the range and each seed's value."""
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ({min(values):.3f}-{max(values):.3f}; {', '.join(f'{v:.3f}' for v in values)})"
 
 
-def expected_wall_s(families: list[Family], scale: float, jobs: int) -> float:
-    """Training time with the longest runs started first, each on the lane that frees first."""
-    lanes = [0.0] * jobs
+def markdown_table(families: list[Family], records: list[dict]) -> str:
+    lines = ["| family | dataset | steps | wall time per seed | untrained | trained: mean (range; per seed) |",
+             "|---|---|---|---|---|---|"]
     for family in families:
-        lanes[lanes.index(min(lanes))] += family.estimated_s(scale)
-    return max(lanes)
+        runs = [record for record in records if record["family"] == family.model]
+        failed = [record for record in runs if "error" in record]
+        if failed:
+            lines.append(f"| {family.model} | {family.dataset} | - | - | - | failed: {failed[0]['error']} |")
+            continue
+        untrained = ", ".join(f"{name} {runs[0]['untrained'][name]:.3f}" for name in family.headline)
+        trained = "; ".join(
+            f"{name} {summary([run['trained'][name] for run in runs])}" for name in family.headline
+        )
+        wall = duration(statistics.mean(run["train_s"] for run in runs))
+        lines.append(f"| {family.model} | {family.dataset} | {runs[0]['step']:,} | {wall} | {untrained} | {trained} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=1.0, help="multiplies every step budget (0.01: smoke run)")
-    parser.add_argument("--only", help=f"comma-separated families, of {','.join(FAMILIES)}")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds, each a full run (default 0)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies every training length (0.01: smoke run)")
+    parser.add_argument("--only", help="comma-separated families (default: every configs/model/*.yaml)")
     parser.add_argument("--out", type=Path, help="run directories (default outputs/quality_benchmark/<time>)")
     parser.add_argument("--images", type=Path, help="copy each family's final sample grid here as <family>.png")
     parser.add_argument("--json", type=Path, help="results file (default <out>/quality_benchmark.json)")
     parser.add_argument("--count", type=int, default=256, help="held-out items or samples to score")
-    parser.add_argument("--jobs", type=int, default=2, help="trainings at a time, one thread each")
+    parser.add_argument("--jobs", type=int, default=1, help="trainings at a time")
+    parser.add_argument("--threads", type=int, default=2, help="threads of each training (OMP_NUM_THREADS)")
     args = parser.parse_args()
+    args.seeds = [int(seed) for seed in args.seeds.split(",")]
 
-    names = args.only.split(",") if args.only else list(FAMILIES)
-    unknown = sorted(set(names) - set(FAMILIES))
+    known = discover_families()
+    names = args.only.split(",") if args.only else list(known)
+    unknown = sorted(set(names) - set(known))
     if unknown:
-        parser.error(f"unknown families {', '.join(unknown)}; choose from {', '.join(FAMILIES)}")
-    families = sorted((FAMILIES[name] for name in names), key=lambda f: f.estimated_s(args.scale), reverse=True)
+        parser.error(f"unknown families {', '.join(unknown)}; choose from {', '.join(known)}")
+    families = [known[name] for name in names]
     out = (args.out or Path("outputs/quality_benchmark") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     if args.images:
         args.images.mkdir(parents=True, exist_ok=True)
-    print(f"{len(families)} families, {args.jobs} at a time, expected training time "
-          f"{duration(expected_wall_s(families, args.scale, args.jobs))}; runs in {out}", flush=True)
+    jobs = [(family, seed) for family in families for seed in args.seeds]
+    print(f"{len(families)} families x {len(args.seeds)} seeds, {args.jobs} at a time with {args.threads} "
+          f"thread(s) each; runs in {out}", flush=True)
 
     start = time.perf_counter()
 
-    def run_and_report(family: Family) -> dict:
-        record = run_family(family, args.scale, out, args.count, args.images)
+    def run_and_report(job: tuple[Family, int]) -> dict:
+        record = run_family(*job, args, out)
         outcome = record.get("error") or f"{record['step']:,} steps trained in {duration(record['train_s'])}"
-        print(f"[{duration(time.perf_counter() - start)}] {family.model}: {outcome}", flush=True)
+        print(f"[{duration(time.perf_counter() - start)}] {job[0].model} seed {job[1]}: {outcome}", flush=True)
         return record
 
     with ThreadPoolExecutor(args.jobs) as pool:
-        finished = {record["family"]: record for record in pool.map(run_and_report, families)}
-    records = [finished[name] for name in names]
+        records = list(pool.map(run_and_report, jobs))
     total_s = time.perf_counter() - start
     json_file = args.json or out / "quality_benchmark.json"
-    json_file.write_text(json.dumps({"scale": args.scale, "total_s": total_s, "runs": records}, indent=2) + "\n")
-    print(f"\n{markdown_table(records)}\n\nTotal wall time {duration(total_s)}; results in {json_file}")
+    json_file.write_text(json.dumps({"scale": args.scale, "seeds": args.seeds, "total_s": total_s,
+                                     "runs": records}, indent=2) + "\n")
+    print(f"\n{markdown_table(families, records)}\n\nTotal wall time {duration(total_s)}; results in {json_file}")
     if any("error" in record for record in records):
         raise SystemExit(1)
 

@@ -13,7 +13,7 @@ from torchvision.transforms.functional import pil_to_tensor
 import gantrain
 import gantrain.sample
 import gantrain.translate
-from gantrain.api import NoiseModel, StarGANModel, StarGANv2Model, TranslationModel
+from gantrain.api import LabelTranslationModel, NoiseModel, StyleTranslationModel, TranslationModel
 from gantrain.errors import CheckpointError, GantrainError
 
 
@@ -82,7 +82,7 @@ def test_stargan_model_applies_named_targets_as_gantrain_translate(trained_run, 
     run_entry_point(gantrain.translate.main, f"checkpoint={run}", f"input={photo}", f"output={tmp_path / 'out'}",
                     "target=red,-circle", "device=cpu")
     model = gantrain.load(run)
-    assert isinstance(model, StarGANModel) and "circle" in model.labels
+    assert isinstance(model, LabelTranslationModel) and "circle" in model.labels
     translated = model.translate(photo, ["red", "-circle"])
     assert translated.shape == (1, 3, 30, 50)
     assert_same_pixels(translated, [tmp_path / "out" / "a.png"])
@@ -97,7 +97,7 @@ def test_stargan_v2_model_renders_random_and_reference_styles_as_gantrain_transl
     references = [write_noise_image(tmp_path / "refs" / "r1.png", (20, 20), 1),
                   write_noise_image(tmp_path / "refs" / "r2.png", (64, 48), 2)]
     model = gantrain.load(run)
-    assert isinstance(model, StarGANv2Model)
+    assert isinstance(model, StyleTranslationModel)
     domain = model.domains[-1]
     common = [f"checkpoint={run}", f"input={photo}", f"target={domain}", "device=cpu"]
     run_entry_point(gantrain.translate.main, *common, f"output={tmp_path / 'random'}", "num_styles=2")

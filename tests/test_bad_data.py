@@ -17,8 +17,10 @@ from gantrain.data.bad_files import (
     UnreadableFileError,
     collate_reporting_bad_files,
 )
+from gantrain.data.celeba import celeba
 from gantrain.data.domains import DomainFolders
-from gantrain.data.images import BadImageFile, celeba, image_folder, open_image
+from gantrain.data.image_files import BadImageFile, open_image
+from gantrain.data.images import image_folder
 from gantrain.data.translation import AlignedFolders, UnalignedFolders
 from gantrain.errors import ConfigError, DatasetError
 

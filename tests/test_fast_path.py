@@ -19,9 +19,10 @@ from test_multidomain_cli import SHAPES, STARGAN, STARGAN_V2
 from test_translation_cli import CYCLEGAN, PIX2PIX, write_images
 
 from gantrain.checkpoint import load_checkpoint
-from gantrain.config import DeviceConfig, DeviceType
+from gantrain.config import DeviceConfig
 from gantrain.device import resolve_channels_last
 from gantrain.losses import r1_penalty
+from gantrain.options import DeviceType
 from gantrain.step import NonFiniteLoss, Step
 
 # every model, tiny, on the embedded data (tests/test_cuda.py runs the same on a GPU)

@@ -20,8 +20,9 @@ from conftest import read_events, run_cli, tiny
 from torch import nn
 
 from gantrain.checkpoint import load_checkpoint, save_checkpoint
-from gantrain.config import DeviceConfig, NonFiniteCheck, TrainerConfig
+from gantrain.config import DeviceConfig, TrainerConfig
 from gantrain.errors import CheckpointError, ConfigError, TrainingError
+from gantrain.options import NonFiniteCheck
 from gantrain.step import NonFiniteLoss, Step, defers_nan_check
 from gantrain.trainer import Trainer
 

@@ -14,7 +14,8 @@ from conftest import expected_error
 from PIL import Image
 from torchvision.datasets import CIFAR10, MNIST
 
-from gantrain.data.images import celeba, cifar10, image_folder, mnist
+from gantrain.data.celeba import celeba
+from gantrain.data.images import cifar10, image_folder, mnist
 
 
 def save_image(path: Path, mode: str, size: tuple[int, int], color) -> Path:
@@ -145,7 +146,7 @@ def refuse_download(*args, **kwargs) -> None:
 
 def test_mnist_offline_download_names_sources_and_layout(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(torchvision.datasets.utils, "download_url", refuse_download)
-    message = expected_error(lambda: mnist(str(tmp_path), download=True), str(tmp_path), "offline")
+    message = expected_error(lambda: mnist(str(tmp_path), image_size=32, channels=1, download=True), str(tmp_path), "offline")
     for mirror in MNIST.mirrors:
         assert mirror in message
     assert str(tmp_path / "MNIST" / "raw") in message
@@ -154,7 +155,7 @@ def test_mnist_offline_download_names_sources_and_layout(tmp_path: Path, monkeyp
 
 def test_mnist_missing_files_without_download(tmp_path: Path) -> None:
     expected_error(
-        lambda: mnist(str(tmp_path), download=False),
+        lambda: mnist(str(tmp_path), image_size=32, channels=1, download=False),
         str(tmp_path / "MNIST" / "raw"),
         "t10k-labels-idx1-ubyte",
         "dataset.path=",
@@ -202,7 +203,7 @@ def test_cifar10_loads_torchvision_files(tmp_path: Path, monkeypatch) -> None:
 def test_cifar10_offline_download_names_url_and_layout(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(torchvision.datasets.utils, "download_url", refuse_download)
     expected_error(
-        lambda: cifar10(str(tmp_path), download=True),
+        lambda: cifar10(str(tmp_path), image_size=32, download=True),
         CIFAR10.url,
         "offline",
         str(tmp_path / "cifar-10-batches-py"),
@@ -212,7 +213,7 @@ def test_cifar10_offline_download_names_url_and_layout(tmp_path: Path, monkeypat
 
 def test_cifar10_missing_files_without_download(tmp_path: Path) -> None:
     expected_error(
-        lambda: cifar10(str(tmp_path), download=False), str(tmp_path), "cifar-10-batches-py", "dataset.path="
+        lambda: cifar10(str(tmp_path), image_size=32, download=False), str(tmp_path), "cifar-10-batches-py", "dataset.path="
     )
 
 

@@ -18,8 +18,10 @@ from torch.utils.data import default_collate
 
 from gantrain.build import build_dataset
 from gantrain.config import register_configs
+from gantrain.data.celeba import celeba
 from gantrain.data.domains import DomainFolders, WithReferences
-from gantrain.data.images import BadImageFile, celeba, cifar10, image_folder, mnist
+from gantrain.data.image_files import BadImageFile
+from gantrain.data.images import cifar10, image_folder, mnist
 from gantrain.data.in_memory import BatchAugment
 from gantrain.data.shapes import ShapesDataset
 from gantrain.data.shapes_attributes import ShapesAttributes
@@ -325,8 +327,8 @@ def test_datasets_without_in_memory_have_no_batch_transform(tmp_path: Path) -> N
     "make",
     [
         lambda root: DomainFolders(root, in_memory=True),
-        lambda root: mnist(root, in_memory=True),
-        lambda root: cifar10(root, in_memory=True),
+        lambda root: mnist(root, image_size=32, channels=1, download=False, in_memory=True),
+        lambda root: cifar10(root, image_size=32, in_memory=True),
     ],
     ids=["domains", "mnist", "cifar10"],
 )

@@ -6,15 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from gantrain.config import GeneratorLoss
 from gantrain.losses import (
     bce_discriminator_loss,
     bce_generator_loss,
+    classification_loss,
     clip_weights,
     gradient_penalty,
     wasserstein_critic_loss,
     wasserstein_generator_loss,
 )
+from gantrain.options import GeneratorLoss
 
 
 class LinearCritic(nn.Module):
@@ -91,3 +92,16 @@ def test_clip_weights_clamps_only_what_is_outside():
     clip_weights(layer, 0.01)
     assert torch.equal(layer.weight, torch.tensor([[0.01, -0.01, 0.005], [-0.01, 0.0, 0.01]]))
     assert torch.equal(layer.bias, torch.tensor([0.003, -0.01]))
+
+
+def test_classification_losses_on_known_logits():
+    labels = torch.tensor([[1.0, 0, 0, 1, 0, 0], [0, 1, 0, 0, 1, 0], [0, 0, 1, 0, 0, 1], [1, 0, 0, 0, 0, 1]])
+    # zero logits: log 2 per attribute, summed over the six and averaged over images
+    assert classification_loss(torch.zeros(4, 6), labels, multi_label=True).item() == pytest.approx(
+        6 * torch.log(torch.tensor(2.0))
+    )
+    assert classification_loss(torch.zeros(4, 3), torch.tensor([0, 1, 2, 0]), multi_label=False).item() == pytest.approx(
+        torch.log(torch.tensor(3.0))
+    )
+    confident = torch.tensor([[20.0, -20, -20]])
+    assert classification_loss(confident, torch.tensor([0]), multi_label=False).item() < 1e-6

@@ -16,7 +16,7 @@ from gantrain.checkpoint import load_checkpoint
 
 TINY = ["device=cpu", "trainer.batch_size=4", "trainer.log_every=1", "trainer.sample_every=4",
         "trainer.checkpoint_every=100", "trainer.num_samples=3"]
-STARGAN = ["model=stargan", "model.ngf=8", "model.ndf=8", "model.n_blocks=1", "model.d_layers=3",
+STARGAN = ["model=stargan", "model.ngf=8", "model.ndf=8", "model.n_blocks=1", "model.n_layers_d=3",
            "model.n_critic=2", *TINY]
 STARGAN_V2 = ["model=stargan_v2", "model.base_width=8", "model.max_width=16", "model.mapping_width=16",
               "model.style_dim=8", "model.latent_dim=4", *TINY]

@@ -10,8 +10,8 @@ from conftest import expected_error
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from gantrain.data.celeba import CELEBA_URL, celeba, celeba_split
 from gantrain.data.domains import DomainFolders, WithReferences
-from gantrain.data.images import CELEBA_URL, celeba, celeba_split
 from gantrain.data.shapes import SHAPE_NAMES, judge
 from gantrain.data.shapes_attributes import (
     COLOUR_NAMES,

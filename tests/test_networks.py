@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from gantrain.config import Norm
 from gantrain.errors import ConfigError
 from gantrain.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gantrain.nets.mlp import MLPDiscriminator, MLPGenerator
+from gantrain.options import Norm
 
 
 def count(module: torch.nn.Module) -> int:

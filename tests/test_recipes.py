@@ -4,13 +4,10 @@ import functools
 
 import pytest
 import torch
+from helpers import build_model
 
-from gantrain.config import GeneratorLoss, Norm
 from gantrain.errors import ConfigError
-from gantrain.recipes.dcgan import dcgan
-from gantrain.recipes.gan import mlp_gan
-from gantrain.recipes.wgan import WGAN
-from gantrain.recipes.wgan_gp import WGANGP
+from gantrain.options import GeneratorLoss, Norm
 from gantrain.step import Step
 
 SHAPE = (3, 32, 32)
@@ -31,8 +28,8 @@ def changed(before, module):
 
 
 @pytest.mark.parametrize("build", [
-    lambda: mlp_gan(SHAPE, adam, nz=8, g_hidden=[16], d_hidden=[16]),
-    lambda: dcgan(SHAPE, adam, nz=8, ngf=4, ndf=4),
+    lambda: build_model("gan", SHAPE, adam, nz=8, g_hidden=[16], d_hidden=[16]),
+    lambda: build_model("dcgan", SHAPE, adam, nz=8, ngf=4, ndf=4),
 ])
 def test_gan_step_updates_both_players_and_reports_d_outputs(build):
     torch.manual_seed(0)
@@ -48,20 +45,20 @@ def test_gan_step_updates_both_players_and_reports_d_outputs(build):
 
 def test_generator_step_leaves_no_gradient_in_the_discriminator():
     torch.manual_seed(0)
-    recipe = dcgan(SHAPE, adam, nz=8, ngf=4, ndf=4)
+    recipe = build_model("dcgan", SHAPE, adam, nz=8, ngf=4, ndf=4)
     recipe.train_step([torch.zeros(4, *SHAPE)], stepper(recipe))
     assert all(p.grad is None for p in recipe.discriminator.parameters())
 
 
 def test_minimax_option_reaches_the_loss():
     torch.manual_seed(0)
-    recipe = dcgan(SHAPE, adam, nz=8, ngf=4, ndf=4, g_loss="minimax")
+    recipe = build_model("dcgan", SHAPE, adam, nz=8, ngf=4, ndf=4, g_loss="minimax")
     assert recipe.g_loss == GeneratorLoss.minimax
     assert recipe.train_step([torch.zeros(4, *SHAPE)], stepper(recipe))["loss/generator"] < 0
 
 
 def test_wgan_reference_critic_schedule():
-    recipe = WGAN(SHAPE, rmsprop, nz=8, ngf=4, ndf=4)
+    recipe = build_model("wgan", SHAPE, rmsprop, nz=8, ngf=4, ndf=4)
     expected = {0: 100, 24: 100, 25: 5, 499: 5, 500: 100, 501: 5, 1000: 100}
     for generator_steps, iterations in expected.items():
         recipe.generator_steps = generator_steps
@@ -70,7 +67,7 @@ def test_wgan_reference_critic_schedule():
 
 def test_wgan_generator_steps_every_n_critic_and_critic_stays_clipped():
     torch.manual_seed(0)
-    recipe = WGAN(SHAPE, rmsprop, nz=8, ngf=4, ndf=4, n_critic=3, long_critic_iterations=0, clip_value=0.01)
+    recipe = build_model("wgan", SHAPE, rmsprop, nz=8, ngf=4, ndf=4, n_critic=3, long_critic_iterations=0, clip_value=0.01)
     step = stepper(recipe)
     updated = []
     for _ in range(9):
@@ -84,16 +81,16 @@ def test_wgan_generator_steps_every_n_critic_and_critic_stays_clipped():
 
 
 def test_wgan_schedule_is_part_of_the_state_dict():
-    recipe = WGAN(SHAPE, rmsprop, nz=8, ngf=4, ndf=4)
+    recipe = build_model("wgan", SHAPE, rmsprop, nz=8, ngf=4, ndf=4)
     recipe.generator_steps, recipe.critic_steps_since_generator = 30, 2
-    restored = WGAN(SHAPE, rmsprop, nz=8, ngf=4, ndf=4)
+    restored = build_model("wgan", SHAPE, rmsprop, nz=8, ngf=4, ndf=4)
     restored.load_state_dict(recipe.state_dict())
     assert (restored.generator_steps, restored.critic_steps_since_generator) == (30, 2)
 
 
 def test_wgan_gp_adds_the_weighted_penalty_and_does_not_clip():
     torch.manual_seed(0)
-    recipe = WGANGP(SHAPE, adam, nz=8, ngf=4, ndf=4, n_critic=1, gp_weight=10.0)
+    recipe = build_model("wgan_gp", SHAPE, adam, nz=8, ngf=4, ndf=4, n_critic=1, lambda_gp=10.0)
     with torch.no_grad():
         recipe.discriminator.net[0].weight.fill_(0.5)  # far outside WGAN's clipping range
     metrics = recipe.train_step([torch.rand(4, *SHAPE) * 2 - 1], stepper(recipe))
@@ -104,11 +101,11 @@ def test_wgan_gp_adds_the_weighted_penalty_and_does_not_clip():
 
 def test_wgan_gp_refuses_batch_norm_in_the_critic():
     with pytest.raises(ConfigError, match="critic_norm=layer"):
-        WGANGP(SHAPE, adam, critic_norm=Norm.batch)
+        build_model("wgan_gp", SHAPE, adam, critic_norm=Norm.batch)
 
 
 def test_fixed_noise_visuals_do_not_touch_the_global_rng():
-    recipe = dcgan(SHAPE, adam, nz=8, ngf=4, ndf=4).eval()
+    recipe = build_model("dcgan", SHAPE, adam, nz=8, ngf=4, ndf=4).eval()
     state = torch.get_rng_state()
     first = recipe.visuals([torch.zeros(6, *SHAPE)])["samples"]
     assert torch.equal(state, torch.get_rng_state())
@@ -118,7 +115,7 @@ def test_fixed_noise_visuals_do_not_touch_the_global_rng():
 
 def test_ema_generator_averages_the_weights_and_draws_the_samples():
     torch.manual_seed(0)
-    recipe = dcgan(SHAPE, adam, nz=8, ngf=4, ndf=4, ema_decay=0.9)
+    recipe = build_model("dcgan", SHAPE, adam, nz=8, ngf=4, ndf=4, ema_decay=0.9)
     step = stepper(recipe)
     weights = []
     for _ in range(2):
@@ -136,8 +133,8 @@ def test_ema_generator_averages_the_weights_and_draws_the_samples():
 
 
 def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16():
-    from gantrain.config import Precision
     from gantrain.device import resolve_precision
+    from gantrain.options import Precision
 
     cpu = torch.device("cpu")
     assert resolve_precision(Precision.fp32, cpu) == Precision.fp32

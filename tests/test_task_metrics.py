@@ -8,6 +8,7 @@ from functools import partial
 import pytest
 import torch
 import torchvision
+from helpers import build_model
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -15,11 +16,7 @@ from gantrain.data.shapes import ShapesDataset
 from gantrain.data.shapes_attributes import ShapesAttributes
 from gantrain.data.shapes_translation import PSNR_CAP_DB, ShapesPaired, ShapesUnpaired, judge_paired
 from gantrain.recipes.base import NoiseToImage
-from gantrain.recipes.cyclegan import CycleGAN
-from gantrain.recipes.dcgan import dcgan
-from gantrain.recipes.pix2pix import Pix2Pix
 from gantrain.recipes.stargan import StarGAN
-from gantrain.recipes.stargan_v2 import StarGANv2
 from gantrain.task_metrics import image_fidelity, task_metrics
 
 ADAM = partial(torch.optim.Adam, lr=1e-4)
@@ -32,7 +29,7 @@ def attribute_data(labels: str = "attributes", image_size: int = 16, num_samples
 
 def tiny_stargan(dataset: ShapesAttributes) -> StarGAN:
     labels = {"names": dataset.label_names, "groups": dataset.label_groups, "multi_label": dataset.multi_label}
-    return StarGAN((3, 16, 16), ADAM, labels, ngf=8, ndf=8, n_blocks=1, d_layers=3)
+    return build_model("stargan", (3, 16, 16), ADAM, labels=labels, ngf=8, ndf=8, n_blocks=1, n_layers_d=3)
 
 
 class Replay(nn.Module):
@@ -85,7 +82,7 @@ def test_fidelity_of_identical_images_and_of_a_known_error():
 
 def test_pix2pix_fidelity_on_shapes_paired_is_judge_paireds():
     dataset = ShapesPaired(split="test", num_samples=COUNT)
-    recipe = Pix2Pix((3, 32, 32), ADAM, ngf=8, ndf=8, generator="unet_32")
+    recipe = build_model("pix2pix", (3, 32, 32), ADAM, ngf=8, ndf=8, generator="unet_32")
     recipe.generator = nn.Identity()  # outputs the outline: a known, imperfect translation
     scores = task_metrics(recipe, dataset, count=COUNT)
     items = [dataset[i] for i in range(COUNT)]
@@ -97,18 +94,18 @@ def test_pix2pix_fidelity_on_shapes_paired_is_judge_paireds():
 
 def test_the_shapes_judge_passes_real_images_and_fails_fresh_generators():
     real = torch.stack([ShapesDataset(num_samples=COUNT)[i][0] for i in range(COUNT)])
-    replay = NoiseToImage(Replay(real), nn.Linear(1, 1), nz=4, make_optimizer=ADAM)
+    replay = NoiseToImage(real.shape[1:], ADAM, Replay(real), nn.Linear(1, 1), nz=4, ema_decay=0.0)
     scores = task_metrics(replay, ShapesDataset(), count=COUNT)
     assert scores["valid_share"] >= 0.95 and scores["coverage"] == 1.0
     torch.manual_seed(0)
-    fresh = task_metrics(dcgan((3, 32, 32), ADAM, ngf=8, ndf=8), ShapesDataset(), count=COUNT)
+    fresh = task_metrics(build_model("dcgan", (3, 32, 32), ADAM, ngf=8, ndf=8), ShapesDataset(), count=COUNT)
     assert fresh["valid_share"] == 0.0 and fresh["coverage"] == 0.0
 
 
 def test_cyclegan_judge_of_an_identity_and_of_a_fresh_generator():
     dataset = ShapesUnpaired(split="test", num_samples=COUNT)
     torch.manual_seed(0)
-    recipe = CycleGAN((3, 32, 32), ADAM, ngf=8, ndf=8, n_blocks=1)
+    recipe = build_model("cyclegan", (3, 32, 32), ADAM, ngf=8, ndf=8, n_blocks=1)
     assert task_metrics(recipe, dataset, count=COUNT)["all_kept"] == 0.0
     recipe.generator_ab = nn.Identity()  # keeps colour and position, but draws circles, not squares
     scores = task_metrics(recipe, dataset, count=COUNT)
@@ -137,7 +134,7 @@ def test_fresh_stargan_is_judged_on_the_targets_that_change_an_attribute():
 
 def test_metrics_are_deterministic_leave_the_global_rng_alone_and_restore_the_mode():
     torch.manual_seed(0)
-    recipe = Pix2Pix((3, 32, 32), ADAM, ngf=8, ndf=8, generator="unet_32")
+    recipe = build_model("pix2pix", (3, 32, 32), ADAM, ngf=8, ndf=8, generator="unet_32")
     recipe.generator = nn.Dropout(0.5)  # pix2pix keeps dropout on when scoring: random outputs
     dataset = ShapesPaired(split="test", num_samples=8)
     rng = torch.get_rng_state()
@@ -151,8 +148,9 @@ def test_stargan_v2_judges_latent_and_reference_styles_and_lpips_reads_only_a_lo
     dataset = attribute_data("domains", image_size=32, num_samples=200)  # references of all nine domains
     labels = {"names": dataset.label_names, "groups": [], "multi_label": False}
     torch.manual_seed(0)
-    recipe = StarGANv2(
-        (3, 32, 32), ADAM, labels, latent_dim=4, style_dim=8, mapping_width=16, base_width=8, max_width=16
+    recipe = build_model(
+        "stargan_v2", (3, 32, 32), ADAM, labels=labels, latent_dim=4, style_dim=8, mapping_width=16, base_width=8,
+        max_width=16,
     )
     weights = tmp_path / "alexnet.pth"  # the right layout; random values serve for a distance
     torch.save(torchvision.models.alexnet().state_dict(), weights)
@@ -172,7 +170,7 @@ def test_stargan_v2_judges_latent_and_reference_styles_and_lpips_reads_only_a_lo
 
 
 def test_combinations_without_a_metric_score_nothing():
-    recipe = dcgan((3, 32, 32), ADAM, ngf=8, ndf=8)
+    recipe = build_model("dcgan", (3, 32, 32), ADAM, ngf=8, ndf=8)
     assert task_metrics(recipe, TensorDataset(torch.zeros(4, 3, 32, 32), torch.zeros(4))) == {}
-    cyclegan = CycleGAN((3, 32, 32), ADAM, ngf=8, ndf=8, n_blocks=1)
+    cyclegan = build_model("cyclegan", (3, 32, 32), ADAM, ngf=8, ndf=8, n_blocks=1)
     assert task_metrics(cyclegan, ShapesPaired(split="test", num_samples=4)) == {}

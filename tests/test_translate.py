@@ -8,15 +8,15 @@ from conftest import run_cli
 from PIL import Image
 from test_translation_cli import CYCLEGAN, PIX2PIX
 
+from gantrain.inference import fit_and_translate
 from gantrain.recipes.base import ImageToImage
-from gantrain.translate import fit_and_translate
 
 
 class Identity(ImageToImage):
     """Returns its input, after checking the sides are multiples as a real generator needs."""
 
     def __init__(self, multiple: int):
-        super().__init__()
+        super().__init__((3, multiple, multiple))
         self.multiple = multiple
 
     @property

@@ -6,14 +6,13 @@ import math
 
 import pytest
 import torch
+from helpers import build_model
 from torch import nn
 
-from gantrain.config import AdversarialLoss
 from gantrain.losses import adversarial_loss
+from gantrain.options import AdversarialLoss
 from gantrain.recipes.base import constant_then_linear_decay
-from gantrain.recipes.cyclegan import CycleGAN
 from gantrain.recipes.image_pool import ImagePool
-from gantrain.recipes.pix2pix import Pix2Pix
 from gantrain.step import Step
 
 adam = functools.partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
@@ -29,11 +28,11 @@ def pairs(count=2):
 
 
 def tiny_cyclegan(**kwargs):
-    return CycleGAN(SHAPE, adam, ngf=4, ndf=4, n_blocks=1, **kwargs)
+    return build_model("cyclegan", SHAPE, adam, ngf=4, ndf=4, n_blocks=1, **kwargs)
 
 
 def tiny_pix2pix(**kwargs):
-    return Pix2Pix(SHAPE, adam, ngf=4, ndf=4, generator="unet_32", **kwargs)
+    return build_model("pix2pix", SHAPE, adam, ngf=4, ndf=4, generator="unet_32", **kwargs)
 
 
 def test_image_pool_fills_then_swaps_half_the_time():
@@ -113,13 +112,16 @@ def test_cyclegan_identity_weight_zero_drops_the_identity_terms():
 
 
 def test_cyclegan_wgangp_really_applies_the_penalty():
+    """The weighted penalty is logged beside the discriminators' loss and changes their update."""
     batch = pairs()
-    losses = {}
+    penalties, weights = {}, {}
     for weight in (0.0, 10.0):
         torch.manual_seed(0)
-        recipe = tiny_cyclegan(gan_loss="wgangp", gp_weight=weight)
-        losses[weight] = recipe.train_step(batch, stepper(recipe))["loss/discriminator"]
-    assert losses[10.0] > losses[0.0]
+        recipe = tiny_cyclegan(gan_loss="wgangp", lambda_gp=weight)
+        penalties[weight] = recipe.train_step(batch, stepper(recipe))["critic/gradient_penalty"]
+        weights[weight] = [p.detach().clone() for p in recipe.discriminator_a.parameters()]
+    assert penalties[10.0] > penalties[0.0] == 0.0
+    assert any(not torch.equal(a, b) for a, b in zip(weights[0.0], weights[10.0]))
 
 
 def test_cyclegan_visuals_are_rows_of_four():
@@ -134,7 +136,7 @@ def test_cyclegan_visuals_are_rows_of_four():
 
 
 def test_pix2pix_conditions_the_discriminator_on_the_input_and_keeps_dropout_at_inference():
-    recipe = Pix2Pix((3, 64, 64), adam, ngf=4, ndf=4, generator="unet_64")  # one dropout block
+    recipe = build_model("pix2pix", (3, 64, 64), adam, ngf=4, ndf=4, generator="unet_64")  # one dropout block
     assert recipe.discriminator(torch.zeros(1, 6, 64, 64)).dim() == 4  # input | output pair
     recipe.eval()
     dropouts = [m for m in recipe.generator.modules() if isinstance(m, nn.Dropout)]

@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from omegaconf import DictConfig
+from hydra.utils import get_object, instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 from torch.utils.data import Dataset
 
-from gantrain.config import LabelsConfig
+from gantrain.config import model_schema
 from gantrain.errors import ConfigError, GantrainError
+from gantrain.labels import LabelsConfig
 from gantrain.recipes.base import Recipe
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+RENAMED_MODEL_KEYS = {"gp_weight": "lambda_gp", "d_layers": "n_layers_d"}
+"""Model settings renamed so that one setting has one name in every family: old name -> new name.
 
-def build(node: DictConfig, **kwargs: Any) -> Any:
+The old names still work, with a warning, in stored configs and on the command line (one release)."""
+
+
+def build(node: DictConfig, convert: str = "all", **kwargs: Any) -> Any:
     """``hydra.utils.instantiate``, letting our own errors through instead of Hydra's wrapper."""
     try:
-        return instantiate(node, _convert_="all", **kwargs)
+        return instantiate(node, _convert_=convert, **kwargs)
     except InstantiationException as error:
         cause = error.__cause__
         if isinstance(cause, GantrainError):
@@ -39,15 +48,68 @@ def build_dataset(cfg: DictConfig, **overrides: Any) -> Dataset:
     return build(cfg.dataset, **overrides)
 
 
+def renamed_model_keys(model: DictConfig) -> DictConfig:
+    """``model`` with settings stored under an old name moved to the current one (a warning for each)."""
+    old_names = [key for key in RENAMED_MODEL_KEYS if key in model]
+    if not old_names:
+        return model
+    values = OmegaConf.to_container(model)
+    for old in old_names:
+        new = RENAMED_MODEL_KEYS[old]
+        log.warning("model.%s is now called model.%s; the old name will stop working in the next release.", old, new)
+        value = values.pop(old)
+        values.setdefault(new, value)
+    return OmegaConf.create(values)
+
+
+def checked_model(model: DictConfig) -> DictConfig:
+    """The model config checked against its recipe's keyword arguments (their names and types).
+
+    Every setting must be given (the YAML holds them all), none may be unknown, and each must
+    have its argument's type; a mistake is one paragraph naming the key.
+    """
+    model = renamed_model_keys(model)
+    try:
+        schema = model_schema(model._target_)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ConfigError(
+            f"model._target_={model.get('_target_')} is not a recipe class that gantrain can import ({error}): "
+            f"name a class in gantrain.recipes, e.g. gantrain.recipes.dcgan.DCGAN."
+        ) from None
+    settings = ", ".join(name for name in schema.__dataclass_fields__ if name != "_target_")
+    try:
+        checked = OmegaConf.merge(OmegaConf.structured(schema), model)
+    except ConfigKeyError as error:
+        raise ConfigError(
+            f"model.{error.key} is not a setting of {model._target_}; its settings are {settings}."
+        ) from None
+    except (ValidationError, OmegaConfBaseException) as error:
+        value = OmegaConf.select(model, str(error.full_key), default=None)
+        raise ConfigError(
+            f"model.{error.full_key}={value} does not fit: {str(error.msg).splitlines()[0]}. Set a value of the right type "
+            f"(see configs/model/ for the defaults)."
+        ) from None
+    missing = sorted(OmegaConf.missing_keys(checked))
+    if missing:
+        raise ConfigError(
+            f"The model config sets no value for {', '.join(f'model.{key}' for key in missing)}, which "
+            f"{model._target_} needs: add them to its YAML file in configs/model/."
+        )
+    return checked
+
+
 def build_recipe(cfg: DictConfig) -> Recipe:
     """The model config's target, given the image shape and an optimizer factory."""
-    return build(cfg.model, image_shape=image_shape(cfg), make_optimizer=build(cfg.optimizer))
+    return build(
+        checked_model(cfg.model), "object", image_shape=image_shape(cfg), make_optimizer=build(cfg.optimizer)
+    )
 
 
-def pairing_error(choices: dict[str, str], needs: str, examples: str) -> ConfigError:
+def pairing_error(choices: dict[str, str], recipe: type[Recipe] | Recipe) -> ConfigError:
+    """The model's data needs (``Recipe.data_needs``) that the chosen dataset does not meet."""
     return ConfigError(
-        f"model={choices['model']} trains on {needs}, which dataset={choices['dataset']} does not provide: "
-        f"choose a dataset such as {examples}."
+        f"model={choices['model']} trains on {recipe.data_needs}, which dataset={choices['dataset']} does not "
+        f"provide: choose a dataset such as {recipe.example_datasets}."
     )
 
 
@@ -60,11 +122,7 @@ def attach_labels(cfg: DictConfig, dataset: Dataset, choices: dict[str, str]) ->
         return
     names = list(getattr(dataset, "label_names", None) or [])
     if not names:
-        raise pairing_error(
-            choices,
-            "images labelled with attributes or domains",
-            "celeba (with dataset.attributes), afhq, domains, shapes_attributes, shapes_domains",
-        )
+        raise pairing_error(choices, get_object(cfg.model._target_))
     cfg.model.labels = LabelsConfig(names, [list(group) for group in dataset.label_groups], bool(dataset.multi_label))
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -26,8 +27,9 @@ BEST = "best.pt"  # the best evaluation so far, when metrics.best is set
 UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, IndexError, ValueError)
 
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file in the same folder, flush it to disk, then rename it into place.
+def write_atomically(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
+    """Write ``data`` (bytes, or a function that writes to a file) to a temporary file in the same folder,
+    flush it to disk, then rename it into place.
 
     A crash at any moment leaves either the previous file or the new one, never half of one.
     """
@@ -35,13 +37,20 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     try:
         with open(temporary, "wb") as file:
-            torch.save({"format_version": FORMAT_VERSION, **state}, file)
+            if isinstance(data, bytes):
+                file.write(data)
+            else:
+                data(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:  # a full disk, a read-only folder, Ctrl-C: leave no half-written file behind
+    finally:  # a full disk, a read-only folder, Ctrl-C: leave no half-written file behind
         temporary.unlink(missing_ok=True)
-        raise
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """The state, with the format version, written atomically (:func:`write_atomically`)."""
+    write_atomically(path, lambda file: torch.save({"format_version": FORMAT_VERSION, **state}, file))
 
 
 def keep_copy(path: Path, copy: Path) -> None:

@@ -17,13 +17,21 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Dataset
 
 from gantrain import distributed
-from gantrain.build import attach_labels, build_dataset, build_recipe, pairing_error, report_user_errors
+from gantrain.build import (
+    RENAMED_MODEL_KEYS,
+    attach_labels,
+    build_dataset,
+    build_recipe,
+    checked_model,
+    pairing_error,
+    renamed_model_keys,
+    report_user_errors,
+)
 from gantrain.checkpoint import CHECKPOINT_DIR, load_checkpoint
 from gantrain.config import TrainConfig, register_configs
-from gantrain.data.shapes import ShapesDataset, judge_summary
 from gantrain.errors import CheckpointError, ConfigError
 from gantrain.evaluate import Evaluator, held_out_dataset
-from gantrain.recipes.base import MultiDomain, NoiseToImage, Recipe
+from gantrain.recipes.base import Recipe
 from gantrain.trainer import Trainer
 
 
@@ -71,7 +79,9 @@ def config_for_resume(cfg: DictConfig, state: dict[str, Any], overrides: list[st
     not continue the same run: they are refused, listed, unless ``resume_allow_changes=true``.
     Another config group option (``model=wgan`` for a DCGAN run) is always refused.
     """
-    stored = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.create(state["config"]))
+    stored = OmegaConf.create(state["config"])
+    stored.model = renamed_model_keys(stored.model)  # a checkpoint written before a setting was renamed
+    stored = OmegaConf.merge(OmegaConf.structured(TrainConfig), stored)
     stored_choices = state["choices"]
     conflicts, changes = [], []
     for override in OverridesParser.create().parse_overrides(overrides):
@@ -99,17 +109,6 @@ def config_for_resume(cfg: DictConfig, state: dict[str, Any], overrides: list[st
         )
     stored.resume = cfg.resume
     return stored
-
-
-def check_pairing(dataset: Dataset, recipe: Recipe, choices: dict[str, str]) -> None:
-    """Translation models need A/B items, the others (image, label) items."""
-    translates = not isinstance(recipe, (NoiseToImage, MultiDomain))
-    if translates != isinstance(dataset[0], dict):
-        needs = "A/B image pairs" if translates else "single images"
-        examples = (
-            "shapes_unpaired, shapes_paired, horse2zebra, facades" if translates else "shapes, mnist, folder"
-        )
-        raise pairing_error(choices, needs, examples)
 
 
 def seed_everything(seed: int) -> None:
@@ -147,11 +146,13 @@ def train(cfg: DictConfig) -> float | None:
         cfg = config_for_resume(cfg, resume_state, list(hydra_cfg.overrides.task))
         choices = resume_state["choices"]
 
+    cfg.model = checked_model(cfg.model)  # a misspelt or mistyped model setting stops here, before any work
     seed_everything(cfg.seed)
     dataset = build_dataset(cfg)
     attach_labels(cfg, dataset, choices)
     recipe = build_recipe(cfg)
-    check_pairing(dataset, recipe, choices)
+    if not recipe.accepts(dataset):
+        raise pairing_error(choices, recipe)
     if distributed.world_size() > 1:
         # the same weights on every process (built from one seed; DDP also broadcasts rank 0's), other noise
         seed_everything(distributed.process_seed(cfg.seed))
@@ -162,13 +163,11 @@ def train(cfg: DictConfig) -> float | None:
         cfg.seed,
         run_record={"config": OmegaConf.to_yaml(cfg, resolve=True), "choices": choices},
     )
-    judge = judge_summary if isinstance(dataset, ShapesDataset) else None
     visual_dataset = held_out_dataset(cfg)
     result = trainer.fit(
         recipe,
         recipe.training_data(dataset),
         resume_state,
-        judge=judge,
         visual_dataset=recipe.training_data(visual_dataset, seed=cfg.seed),
         evaluate=evaluator_for(cfg, recipe, visual_dataset),
         best_metric=cfg.metrics.best,
@@ -203,10 +202,26 @@ def main() -> float | None:
             distributed.join_process_group()
             if not distributed.is_main_process():
                 sys.argv += distributed.follower_overrides(distributed.share_run_directory(None))
+    sys.argv[1:] = [current_setting_name(argument) for argument in sys.argv[1:]]
     try:
         return compose_and_train()
     finally:
         distributed.leave_process_group()
+
+
+def current_setting_name(argument: str) -> str:
+    """``model.gp_weight=5`` as ``model.lambda_gp=5``, with a warning: renamed settings keep working for a release."""
+    key, equals, value = argument.partition("=")
+    prefix = key[: len(key) - len(key.lstrip("+~"))]
+    group, _, name = key.lstrip("+~").partition(".")
+    if not equals or group != "model" or name not in RENAMED_MODEL_KEYS:
+        return argument
+    print(
+        f"gantrain: warning: model.{name} is now called model.{RENAMED_MODEL_KEYS[name]}; the old name will stop "
+        f"working in the next release.",
+        file=sys.stderr,
+    )
+    return f"{prefix}model.{RENAMED_MODEL_KEYS[name]}={value}"
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ from typing import Any
 
 import torch
 
-from gantrain.config import DeviceConfig, DeviceType, Precision
+from gantrain.config import DeviceConfig
 from gantrain.errors import ConfigError
+from gantrain.options import DeviceType, Precision
 
 AUTOCAST_DTYPES = {Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}
 

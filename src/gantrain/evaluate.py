@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from gantrain.build import build_dataset, report_user_errors
-from gantrain.config import FeatureNetwork, MetricsConfig, register_configs
+from gantrain.config import MetricsConfig, register_configs
 from gantrain.device import move_to, resolve_device
 from gantrain.errors import ConfigError
 from gantrain.metrics import (
@@ -30,6 +30,7 @@ from gantrain.metrics import (
     feature_distances,
     feature_network,
 )
+from gantrain.options import FeatureNetwork
 from gantrain.recipes.base import Recipe
 from gantrain.task_metrics import task_metrics
 from gantrain.trained import load_trained

@@ -9,7 +9,7 @@ recipe or command hard-codes an attribute's position.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -19,6 +19,19 @@ from gantrain.errors import ConfigError
 
 NEGATION = "-"
 """Prefix that turns an attribute off in a named target (``-Male``)."""
+
+
+@dataclass
+class LabelsConfig:
+    """The label layout a multi-domain model was trained with, as its config stores it (``model.labels``).
+
+    Filled in from the dataset at start-up, so the stored config rebuilds the same networks
+    for resume and inference without the data.
+    """
+
+    names: list[str] = field(default_factory=list)
+    groups: list[list[str]] = field(default_factory=list)  # mutually exclusive attributes
+    multi_label: bool = True  # attributes (multi-hot) rather than one domain per image
 
 
 @dataclass(frozen=True)
@@ -112,8 +125,8 @@ class LabelSpec:
         return []
 
 
-def label_spec(
-    names: Sequence[str], groups: Sequence[Sequence[str]] = (), multi_label: bool = True
-) -> LabelSpec:
-    """A LabelSpec from config values (OmegaConf lists become plain lists)."""
-    return LabelSpec(list(names), [list(group) for group in groups], bool(multi_label))
+def label_spec(labels: LabelsConfig | dict) -> LabelSpec:
+    """A LabelSpec from the stored label layout (a dataclass, or the dict OmegaConf makes of it)."""
+    if isinstance(labels, dict):
+        labels = LabelsConfig(**labels)
+    return LabelSpec(list(labels.names), [list(group) for group in labels.groups], bool(labels.multi_label))

@@ -6,11 +6,13 @@ Everything takes raw scores (logits), so the binary cross-entropy goes through
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gantrain.config import AdversarialLoss, GeneratorLoss
+from gantrain.options import AdversarialLoss, GeneratorLoss
 
 
 def bce_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -31,19 +33,45 @@ def bce_generator_loss(fake_logits: torch.Tensor, kind: GeneratorLoss) -> torch.
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
-def adversarial_loss(scores: torch.Tensor, real: bool, kind: AdversarialLoss) -> torch.Tensor:
+def adversarial_loss(
+    scores: torch.Tensor, real: bool, kind: AdversarialLoss, generator: bool = False
+) -> torch.Tensor:
     """How far ``scores`` are from saying "real" (``real=True``) or "fake", for patch or image scores.
 
     Both players use it: the discriminator with the true labels, the generator with
-    ``real=True`` on its fakes.  ``wgangp`` is the Wasserstein form (-E[f] for real,
-    E[f] for fake); its penalty is added separately by the caller.
+    ``real=True`` and ``generator=True`` on its fakes.  ``vanilla`` is the non-saturating
+    binary cross-entropy on logits, ``lsgan`` least squares, ``wgangp`` the Wasserstein form
+    (-E[f] for real, E[f] for fake; its penalty is added separately by the caller), ``hinge``
+    (Lim & Ye 2017; SNGAN, Miyato et al. 2018) E[max(0, 1 - f)] for real and E[max(0, 1 + f)]
+    for fake on the discriminator's side, -E[f] on the generator's.
     """
-    if kind == AdversarialLoss.wgangp:
+    kind = AdversarialLoss(kind)
+    if kind == AdversarialLoss.wgangp or (kind == AdversarialLoss.hinge and generator):
         return -scores.mean() if real else scores.mean()
+    if kind == AdversarialLoss.hinge:
+        return F.relu(1.0 - scores).mean() if real else F.relu(1.0 + scores).mean()
     target = torch.full_like(scores, 1.0 if real else 0.0)
     if kind == AdversarialLoss.lsgan:
         return F.mse_loss(scores, target)
     return F.binary_cross_entropy_with_logits(scores, target)
+
+
+def halved_discriminator_loss(
+    discriminator: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor, kind: AdversarialLoss
+) -> torch.Tensor:
+    """pix2pix's and CycleGAN's discriminator loss: half the sum of the real and the fake terms, which
+    slows D down relative to G (a ``wgangp`` penalty is added separately)."""
+    return 0.5 * (
+        adversarial_loss(discriminator(real), True, kind) + adversarial_loss(discriminator(fake), False, kind)
+    )
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    """StarGAN's domain classification: BCE summed over attributes and averaged over images for
+    multi-hot labels, cross-entropy over domains for one domain per image."""
+    if multi_label:
+        return F.binary_cross_entropy_with_logits(logits, labels.float(), reduction="sum") / logits.size(0)
+    return F.cross_entropy(logits, labels.long())
 
 
 def wasserstein_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
@@ -56,7 +84,7 @@ def wasserstein_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(
-    critic: nn.Module,
+    critic: Callable[[torch.Tensor], torch.Tensor],
     real: torch.Tensor,
     fake: torch.Tensor,
     alpha: torch.Tensor | None = None,

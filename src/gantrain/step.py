@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from gantrain.config import NonFiniteCheck
 from gantrain.distributed import everywhere
 from gantrain.errors import ConfigError
+from gantrain.options import NonFiniteCheck
 
 
 class NonFiniteLoss(Exception):

@@ -12,8 +12,8 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from gantrain.config import (
 from gantrain.data.bad_files import SkipBadFiles, collate_reporting_bad_files
 from gantrain.device import autocast, move_to, resolve_channels_last, resolve_device, resolve_precision
 from gantrain.errors import CheckpointError, ConfigError, DatasetError, TrainingError
-from gantrain.metrics import improves, mean_pairwise_distance
+from gantrain.metrics import improves
 from gantrain.recipes.base import Recipe
 from gantrain.run_log import RunLogger, flat_hyperparameters
 from gantrain.step import NonFiniteLoss, Step, defers_nan_check
@@ -75,6 +75,37 @@ class FitResult:
     interrupted_by: int | None = None  # signal number when stopped early
     scores: dict[str, float] | None = None  # the last evaluation's
     best: dict[str, Any] | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
+
+
+@dataclass
+class Run:
+    """What one call of :meth:`Trainer.fit` carries from step to step."""
+
+    recipe: Recipe
+    dataset: Dataset
+    data: Iterator[tuple[Any, list[str]]]
+    step: int
+    max_steps: int
+    steps_per_epoch: int
+    fixed_batch: Any  # the sample grids' inputs
+    logger: RunLogger | None  # rank 0's TensorBoard writer
+    step_fn: Step
+    autocast: torch.autocast
+    bare: Callable[[], AbstractContextManager]  # the networks without DDP, for what rank 0 does alone
+    replicas: distributed.ReplicatedNetworks | None
+    sampled_step: int
+    latest: dict[str, torch.Tensor] = field(default_factory=dict)  # the last value of each logged scalar
+    scores: dict[str, float] | None = None  # the last evaluation's
+    tick: float = field(default_factory=time.perf_counter)  # when the figures of the next log line started
+    tick_step: int = 0
+    data_wait: float = 0.0  # seconds spent waiting for batches since ``tick``
+
+    def __post_init__(self) -> None:
+        self.tick_step = self.step
+
+    def due(self, every: int) -> bool:
+        """Whether a periodic action is due after this step: every ``every`` steps, and after the last one."""
+        return self.step % every == 0 or self.step == self.max_steps
 
 
 class Trainer:
@@ -340,7 +371,6 @@ class Trainer:
         recipe: Recipe,
         dataset: Dataset,
         resume_state: dict[str, Any] | None = None,
-        judge: Callable[[torch.Tensor], dict[str, float]] | None = None,
         visual_dataset: Dataset | None = None,
         evaluate: Callable[[Recipe], dict[str, float]] | None = None,
         best_metric: str | None = None,
@@ -348,10 +378,41 @@ class Trainer:
         """Train until ``trainer.max_steps`` (or ``max_epochs``).
 
         The sample grids come from the first ``num_samples`` items of ``visual_dataset``
-        (the test split where there is one); ``judge`` scores generated samples when given.
+        (the test split where there is one), scored by ``recipe.sample_quality``.
         ``evaluate`` runs every ``trainer.eval_every`` steps; the checkpoint with the best
         ``best_metric`` so far is kept as ``checkpoints/best.pt``.
         """
+        run = self.begin(recipe, dataset, resume_state, visual_dataset)
+        previous_handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            with logging_redirect_tqdm(), self.progress_bar(run) as progress:
+                while run.step < run.max_steps and not self.stop_requested():
+                    self.train_one_step(run)
+                    progress.update(1)
+                    if run.due(self.cfg.log_every):
+                        self.log_scalars(run, progress)
+                    if run.due(self.cfg.sample_every):
+                        self.sample_grids(run)
+                    if evaluate is not None and self.cfg.eval_every > 0 and run.due(self.cfg.eval_every):
+                        self.evaluate(run, evaluate, best_metric)
+                    if run.due(self.cfg.checkpoint_every):
+                        self.save(recipe, run.step, keep=run.step % self.cfg.checkpoint_every == 0)
+            self.finish(run)
+        finally:
+            for sig, handler in previous_handlers.items():
+                signal.signal(sig, handler)
+            self.close(run)
+        if self._stop_signal is not None:
+            log.warning(
+                "Stopped by signal %d at step %d; checkpoint written. Continue with resume=%s",
+                self._stop_signal, run.step, self.run_dir,
+            )
+        return FitResult(step=run.step, interrupted_by=self._stop_signal, scores=run.scores, best=self.best)
+
+    def begin(
+        self, recipe: Recipe, dataset: Dataset, resume_state: dict[str, Any] | None, visual_dataset: Dataset | None
+    ) -> Run:
+        """Place, restore, compile and wrap the networks; open TensorBoard; fix the sample batch."""
         cfg = self.cfg
         steps_per_epoch = self.steps_per_epoch(dataset)
         max_steps = cfg.max_steps if cfg.max_epochs is None else cfg.max_epochs * steps_per_epoch
@@ -363,14 +424,11 @@ class Trainer:
         replicas = None
         if distributed.active():
             replicas = distributed.ReplicatedNetworks(recipe, recipe.trained_networks(), self.device)
-        bare = replicas.bare if replicas else nullcontext  # for what rank 0 does alone
         visual_dataset = dataset if visual_dataset is None else visual_dataset
         fixed_batch = self.to_device(
             default_collate([visual_dataset[i] for i in range(min(cfg.num_samples, len(visual_dataset)))]),
             visual_dataset, train=False,
         )
-        step_fn = self.step_fn = self.step_function(recipe)
-        autocast = self.autocast()
         logger = None
         if self.is_main:
             # on resume, TensorBoard drops what the stopped run logged after its last checkpoint
@@ -378,96 +436,88 @@ class Trainer:
             if not resume_state:
                 logger.describe_run(self.run_record["config"])
                 logger.images(recipe.real_visuals(fixed_batch), 0)
+        self.step_fn = self.step_function(recipe)
         log.info(
             "%s from step %d to %d on %s (%s), batch %s; run directory %s",
             "Resuming" if resume_state else "Training", start_step, max_steps, self.device,
             self.precision.value, self.describe_batch(), self.run_dir,
         )
-
         if start_step >= max_steps:
             log.warning("The run is already at step %d of %d: pass a larger trainer.max_steps "
                         "(or trainer.max_epochs) to train it further.", start_step, max_steps)
+        self.saved_step = start_step
+        return Run(
+            recipe, dataset, self.batches(dataset, start_step), start_step, max_steps, steps_per_epoch, fixed_batch,
+            logger, self.step_fn, self.autocast(), replicas.bare if replicas else nullcontext, replicas,
+            sampled_step=start_step,
+        )
 
-        previous_handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        latest: dict[str, torch.Tensor] = {}
-        scores: dict[str, float] | None = None
-        step = start_step
-        sampled_step = self.saved_step = start_step
-        tick, tick_step, data_wait = time.perf_counter(), step, 0.0
-        data = self.batches(dataset, start_step)
-        try:
-            with logging_redirect_tqdm(), tqdm(
-                total=max_steps, initial=start_step, disable=None if cfg.progress and self.is_main else True,
-                dynamic_ncols=True, unit="step",
-            ) as progress:
-                while step < max_steps and not self.stop_requested():
-                    waited_from = time.perf_counter()
-                    batch = self.to_device(self.next_batch(data, recipe, step), dataset)
-                    data_wait += time.perf_counter() - waited_from
-                    with autocast:
-                        latest.update(self.checked_step(recipe, batch, step_fn, step))
-                    step_fn.end_iteration()
-                    step += 1
-                    progress.update(1)
-                    if recipe.schedule_per_step or step % steps_per_epoch == 0:
-                        for scheduler in recipe.schedulers().values():
-                            scheduler.step()
-                    if cfg.weight_digests:
-                        distributed.append_weight_digest(cfg.weight_digests, recipe, step)
+    def progress_bar(self, run: Run) -> tqdm:
+        return tqdm(
+            total=run.max_steps, initial=run.step, disable=None if self.cfg.progress and self.is_main else True,
+            dynamic_ncols=True, unit="step",
+        )
 
-                    if step % cfg.log_every == 0:
-                        self.read_deferred_checks(step_fn)
-                    if logger is not None and (step % cfg.log_every == 0 or step == max_steps):
-                        now = time.perf_counter()
-                        values = {tag: float(value) for tag, value in latest.items()}  # rank 0's batches
-                        images = (step - tick_step) * cfg.batch_size * self.world_size
-                        values["perf/images_per_s"] = images / (now - tick)
-                        # above a few percent, the data pipeline starves the device: see docs/performance.md
-                        values["perf/data_wait_share"] = data_wait / (now - tick)
-                        if step_fn.skip_non_finite:
-                            values["health/skipped_updates"] = step_fn.skipped
-                        if cfg.bad_files == BadFilePolicy.skip:
-                            values["data/skipped_files"] = self.skipped_files
-                        values.update(
-                            {f"lr/{name}": opt.param_groups[0]["lr"] for name, opt in recipe.optimizers().items()}
-                        )
-                        tick, tick_step, data_wait = now, step, 0.0
-                        logger.scalars(values, step)
-                        progress.set_postfix(
-                            {tag.split("/")[-1]: f"{v:.3g}" for tag, v in values.items() if tag.startswith("loss/")}
-                        )
-                        log.info("step %d: %s", step, ", ".join(f"{t} {v:.4g}" for t, v in values.items()))
-                    if step % cfg.sample_every == 0 or step == max_steps:
-                        if logger is not None:
-                            with bare():
-                                self.sample(recipe, fixed_batch, autocast, logger, step, judge)
-                        sampled_step = step
-                    evaluates = evaluate is not None and cfg.eval_every > 0
-                    if logger is not None and evaluates and (step % cfg.eval_every == 0 or step == max_steps):
-                        with bare(), autocast:
-                            scores = evaluate(recipe)
-                        self.record_evaluation(recipe, scores, best_metric, logger, step)
-                    if step % cfg.checkpoint_every == 0 or step == max_steps:
-                        self.save(recipe, step, keep=step % cfg.checkpoint_every == 0)
-            if step != self.saved_step:  # stopped by a signal between checkpoints
-                self.save(recipe, step, keep=False)
-            if step != sampled_step and logger is not None:
-                with bare():
-                    self.sample(recipe, fixed_batch, autocast, logger, step, judge)
-        finally:
-            for sig, handler in previous_handlers.items():
-                signal.signal(sig, handler)
-            if replicas is not None:
-                replicas.detach()
-            if logger is not None:
-                self.record_hyperparameters(logger, step)
-                logger.close()
-        if self._stop_signal is not None:
-            log.warning(
-                "Stopped by signal %d at step %d; checkpoint written. Continue with resume=%s",
-                self._stop_signal, step, self.run_dir,
-            )
-        return FitResult(step=step, interrupted_by=self._stop_signal, scores=scores, best=self.best)
+    def train_one_step(self, run: Run) -> None:
+        """One batch through ``recipe.train_step``, then the schedules that follow steps or epochs."""
+        waited_from = time.perf_counter()
+        batch = self.to_device(self.next_batch(run.data, run.recipe, run.step), run.dataset)
+        run.data_wait += time.perf_counter() - waited_from
+        with run.autocast:
+            run.latest.update(self.checked_step(run.recipe, batch, run.step_fn, run.step))
+        run.step_fn.end_iteration()
+        run.step += 1
+        if run.recipe.schedule_per_step or run.step % run.steps_per_epoch == 0:
+            for scheduler in run.recipe.schedulers().values():
+                scheduler.step()
+        if self.cfg.weight_digests:
+            distributed.append_weight_digest(self.cfg.weight_digests, run.recipe, run.step)
+
+    def log_scalars(self, run: Run, progress: tqdm) -> None:
+        """The latest losses, throughput and health figures to TensorBoard and the log (rank 0's batches)."""
+        if run.step % self.cfg.log_every == 0:
+            self.read_deferred_checks(run.step_fn)
+        if run.logger is None:
+            return
+        now = time.perf_counter()
+        values = {tag: float(value) for tag, value in run.latest.items()}
+        images = (run.step - run.tick_step) * self.cfg.batch_size * self.world_size
+        values["perf/images_per_s"] = images / (now - run.tick)
+        # above a few percent, the data pipeline starves the device: see docs/performance.md
+        values["perf/data_wait_share"] = run.data_wait / (now - run.tick)
+        if run.step_fn.skip_non_finite:
+            values["health/skipped_updates"] = run.step_fn.skipped
+        if self.cfg.bad_files == BadFilePolicy.skip:
+            values["data/skipped_files"] = self.skipped_files
+        values.update({f"lr/{name}": opt.param_groups[0]["lr"] for name, opt in run.recipe.optimizers().items()})
+        run.tick, run.tick_step, run.data_wait = now, run.step, 0.0
+        run.logger.scalars(values, run.step)
+        progress.set_postfix(
+            {tag.split("/")[-1]: f"{v:.3g}" for tag, v in values.items() if tag.startswith("loss/")}
+        )
+        log.info("step %d: %s", run.step, ", ".join(f"{t} {v:.4g}" for t, v in values.items()))
+
+    def evaluate(self, run: Run, evaluate: Callable[[Recipe], dict[str, float]], best_metric: str | None) -> None:
+        """The held-out scores (rank 0 alone), and ``best.pt`` when ``best_metric`` improved."""
+        if run.logger is None:
+            return
+        with run.bare(), run.autocast:
+            run.scores = evaluate(run.recipe)
+        self.record_evaluation(run.recipe, run.scores, best_metric, run.logger, run.step)
+
+    def finish(self, run: Run) -> None:
+        """A checkpoint and sample grids of the last step when a signal stopped the run between them."""
+        if run.step != self.saved_step:
+            self.save(run.recipe, run.step, keep=False)
+        if run.step != run.sampled_step:
+            self.sample_grids(run)
+
+    def close(self, run: Run) -> None:
+        if run.replicas is not None:
+            run.replicas.detach()
+        if run.logger is not None:
+            self.record_hyperparameters(run.logger, run.step)
+            run.logger.close()
 
     def stop_requested(self) -> bool:
         """Whether SIGINT / SIGTERM arrived; under torchrun, at any process, so that all stop together."""
@@ -511,17 +561,20 @@ class Trainer:
             log.info("New best %s %.4g: checkpoint kept as %s/%s", best_metric, value, CHECKPOINT_DIR, BEST)
 
     @torch.no_grad()
-    def sample(self, recipe: Recipe, fixed_batch: torch.Tensor, autocast, logger: RunLogger, step: int, judge) -> None:
-        """Sample grids from fixed inputs, in eval mode; judged when the dataset has a judge."""
-        recipe.eval()
-        try:
-            with autocast:
-                visuals = recipe.visuals(fixed_batch)
-        finally:
-            recipe.train()
-        logger.images(visuals, step)
-        if "samples" in visuals:  # noise models: a falling diversity is the first sign of mode collapse
-            quality = {"sample_diversity": mean_pairwise_distance(visuals["samples"].float())}
-            if judge is not None:
-                quality |= judge(visuals["samples"].float())
-            logger.scalars({f"quality/{k}": v for k, v in quality.items()}, step)
+    def sample_grids(self, run: Run) -> None:
+        """Sample grids from the fixed inputs, in eval mode, and the recipe's scores of them (rank 0 alone)."""
+        run.sampled_step = run.step
+        if run.logger is None:
+            return
+        recipe = run.recipe
+        with run.bare():
+            recipe.eval()
+            try:
+                with run.autocast:
+                    visuals = recipe.visuals(run.fixed_batch)
+            finally:
+                recipe.train()
+            run.logger.images(visuals, run.step)
+            quality = recipe.sample_quality(visuals, run.dataset)
+        if quality:
+            run.logger.scalars({f"quality/{name}": value for name, value in quality.items()}, run.step)

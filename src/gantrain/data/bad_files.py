@@ -1,6 +1,6 @@
 """The ``trainer.bad_files`` policy: what a run does when an image file cannot be used.
 
-File-based datasets raise :class:`~gantrain.data.images.BadImageFile` for a
+File-based datasets raise :class:`~gantrain.data.image_files.BadImageFile` for a
 corrupt, truncated, empty or non-image file (and for an aligned file of the
 wrong shape).  The trainer never lets that escape as a traceback:
 
@@ -27,7 +27,7 @@ from typing import Any
 
 from torch.utils.data import Dataset, default_collate
 
-from gantrain.data.images import BadImageFile
+from gantrain.data.image_files import BadImageFile
 from gantrain.errors import ConfigError, DatasetError
 
 BAD_FILE_POLICIES = ("fail", "skip")

@@ -7,25 +7,23 @@ split augments: with probability ``random_crop_probability`` a random crop of
 does, then a horizontal flip of half the images (``flip``).  The test split
 never augments.  Every random choice is drawn from torch's global RNG, so the
 trainer's seed and its checkpointed RNG state make runs reproducible and
-resumable.  Files are opened with :func:`gantrain.data.images.open_image`
-(a bad file raises :class:`~gantrain.data.images.BadImageFile`) and converted
-to ``dataset.channels`` as described in :mod:`gantrain.data.images`.
+resumable.  Files are opened with :func:`gantrain.data.image_files.open_image`
+(a bad file raises :class:`~gantrain.data.image_files.BadImageFile`) and converted
+to ``dataset.channels`` as described in :mod:`gantrain.data.image_files`.
 
 WithReferences adds to each item a target domain and two reference images of
 it, which StarGAN v2's reference-guided steps translate towards.
 """
 
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
-from gantrain.data.images import PIL_MODE_BY_CHANNELS, list_images, open_image
+from gantrain.data.image_files import check_channels_and_size, list_images, open_image, to_channels
 from gantrain.data.in_memory import refuse_in_memory
 from gantrain.errors import DatasetError
 
@@ -74,15 +72,7 @@ class DomainFolders(Dataset):
         )
         if split not in SPLITS:
             raise DatasetError(f"dataset.split={split!r} is not supported; use dataset.split=train or test.")
-        if channels not in PIL_MODE_BY_CHANNELS:
-            raise DatasetError(
-                f"dataset.channels={channels} is not supported; use dataset.channels=1 (grayscale) "
-                f"or dataset.channels=3 (RGB)."
-            )
-        if image_size < 1:
-            raise DatasetError(
-                f"dataset.image_size={image_size} is not a valid size; use a positive number of pixels."
-            )
+        check_channels_and_size(channels, image_size)
         if not 0.0 <= random_crop_probability <= 1.0:
             raise DatasetError(
                 f"dataset.random_crop_probability={random_crop_probability} is not a probability; use a value "
@@ -211,7 +201,7 @@ def domain_transform(
         crop_or_resize = resize
     return v2.Compose(
         [
-            v2.Lambda(partial(Image.Image.convert, mode=PIL_MODE_BY_CHANNELS[channels]), Image.Image),
+            to_channels(channels),
             crop_or_resize,
             *([v2.RandomHorizontalFlip()] if flip else []),
             v2.PILToTensor(),

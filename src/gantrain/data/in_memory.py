@@ -162,7 +162,7 @@ def stack_items(count: int, make: Callable[[int], torch.Tensor], what: str) -> t
     ``make`` runs on ``torch.get_num_threads()`` threads (Pillow and NumPy
     release the GIL while decoding, resizing and rendering), and the result
     is filled in place, so memory peaks at the result's size.  Errors (e.g.
-    :class:`~gantrain.data.images.BadImageFile`) come through unchanged.
+    :class:`~gantrain.data.image_files.BadImageFile`) come through unchanged.
     """
     first = make(0)
     size = count * first.numel() * first.element_size()

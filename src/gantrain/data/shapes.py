@@ -141,6 +141,11 @@ class ShapesDataset(Dataset):
 
     classes: ClassVar[list[str]] = list(SHAPE_NAMES)
 
+    @staticmethod
+    def judge_samples(images: torch.Tensor) -> dict[str, float]:
+        """This dataset's judge of generated images: :func:`judge_summary`."""
+        return judge_summary(images)
+
     def __init__(
         self,
         image_size: int = 32,

@@ -46,7 +46,6 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from gantrain.config import LabelKind
 from gantrain.data.shapes import (
     EIGHT_NEIGHBOURS,
     FOREGROUND_MIN_DISTANCE,
@@ -64,6 +63,7 @@ from gantrain.data.shapes_translation import (
     foreground_distances,
 )
 from gantrain.errors import DatasetError
+from gantrain.options import LabelKind
 
 COLOUR_NAMES: tuple[str, ...] = ("red", "green", "blue")
 PROTOTYPE_LEVELS = (230, 25)
@@ -148,6 +148,32 @@ class ShapesAttributes(_ShapesTranslation):
         label = torch.zeros(len(ATTRIBUTE_NAMES))
         label[[ATTRIBUTE_NAMES.index(colour), ATTRIBUTE_NAMES.index(kind)]] = 1.0
         return label
+
+    def colour_and_kind(self, label: torch.Tensor | int) -> tuple[str, str]:
+        """The colour and shape named by a label of this dataset (a multi-hot vector or a domain index)."""
+        if not self.multi_label:
+            colour, kind = DOMAIN_NAMES[int(label)].split("_")
+            return colour, kind
+        names = [ATTRIBUTE_NAMES[i] for i in torch.as_tensor(label).nonzero().flatten().tolist()]
+        return next(n for n in names if n in COLOUR_NAMES), next(n for n in names if n in SHAPE_NAMES)
+
+    def one_attribute_changes(self, count: int) -> list[tuple[int, torch.Tensor | int]]:
+        """(item, target label) for each change of one attribute (the colour or the shape) of the first
+        ``count`` items: the translations that the judge scores."""
+        changes = []
+        for item in range(min(count, len(self))):
+            shape = self.attributes(item)
+            colour, kind = shape["colour_name"], shape["kind"]
+            changes += [(item, self.label_of(other, kind)) for other in COLOUR_NAMES if other != colour]
+            changes += [(item, self.label_of(colour, other)) for other in SHAPE_NAMES if other != kind]
+        return changes
+
+    def judge_label_changes(
+        self, inputs: torch.Tensor, outputs: torch.Tensor, target_labels: torch.Tensor
+    ) -> dict[str, float]:
+        """This dataset's judge of images translated to target labels: :func:`judge_attributes`."""
+        colours, kinds = zip(*(self.colour_and_kind(label) for label in target_labels), strict=True)
+        return judge_attributes(inputs, outputs, list(colours), list(kinds))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor | int]:
         if self.images is not None:

@@ -158,9 +158,15 @@ class ShapesUnpaired(_ShapesTranslation):
             render_shape(image_size=self.image_size, **self.attributes(index, side)) for side in self.sides
         ]
 
+    def judge_translations(self, inputs: torch.Tensor, outputs: torch.Tensor) -> dict[str, float]:
+        """This dataset's judge of A images (circles) translated to B: :func:`judge_unpaired`."""
+        return judge_unpaired(inputs, outputs, target_kind=self.kinds["B"])
+
 
 class ShapesPaired(_ShapesTranslation):
     """A shape's outline (A) and the same shape filled (B)."""
+
+    paired = True  # B is the known target of A: translations are scored against it pixel by pixel
 
     def attributes(self, index: int) -> dict:
         """The ``kind``, ``colour`` (RGB 0-255), ``center`` (x, y in pixels) and ``size`` (pixels) of item ``index``."""

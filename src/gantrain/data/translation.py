@@ -31,10 +31,10 @@ then uint8 tensors and ``batch_transform`` crops, flips and normalises whole
 batches (:mod:`gantrain.data.in_memory`), with the same semantics: aligned
 pairs share their crop and flip, unaligned A and B draw their own.
 
-Files are opened with :func:`gantrain.data.images.open_image` and converted
-to ``dataset.channels`` as described in :mod:`gantrain.data.images` (grayscale
+Files are opened with :func:`gantrain.data.image_files.open_image` and converted
+to ``dataset.channels`` as described in :mod:`gantrain.data.image_files` (grayscale
 to three equal channels, colour to luma).  A file that cannot be used raises
-:class:`~gantrain.data.images.BadImageFile` when it is loaded: an unreadable
+:class:`~gantrain.data.image_files.BadImageFile` when it is loaded: an unreadable
 file, an aligned file whose width is odd or not larger than its height (it
 cannot hold A and B side by side), or one smaller than the crop of
 ``preprocess=crop``.
@@ -49,7 +49,13 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
-from gantrain.data.images import PIL_MODE_BY_CHANNELS, BadImageFile, list_images, open_image
+from gantrain.data.image_files import (
+    BadImageFile,
+    check_channels_and_size,
+    list_images,
+    open_image,
+    to_channels,
+)
 from gantrain.data.in_memory import BatchAugment, stack_items
 from gantrain.errors import DatasetError
 
@@ -105,15 +111,7 @@ class _TranslationFolders(Dataset):
                 f"resized to load_size once and cropped a batch at a time), not preprocess={mode}; set "
                 f"dataset.preprocess=resize_and_crop or dataset.in_memory=false."
             )
-        if channels not in PIL_MODE_BY_CHANNELS:
-            raise DatasetError(
-                f"dataset.channels={channels} is not supported; use dataset.channels=1 (grayscale) "
-                f"or dataset.channels=3 (RGB)."
-            )
-        if image_size < 1:
-            raise DatasetError(
-                f"dataset.image_size={image_size} is not a valid size; use a positive number of pixels."
-            )
+        check_channels_and_size(channels, image_size)
         if preprocess in ("resize_and_crop", "scale_width_and_crop") and load_size < image_size:
             raise DatasetError(
                 f"dataset.load_size={load_size} is smaller than dataset.image_size={image_size}, so there is "
@@ -334,7 +332,7 @@ def translation_transform(
 def preparation_steps(preprocess: str, image_size: int, load_size: int, channels: int) -> list[v2.Transform]:
     """The deterministic start of :func:`translation_transform`: colour mode and resize, on PIL images."""
     steps: list[v2.Transform] = [
-        v2.Lambda(partial(Image.Image.convert, mode=PIL_MODE_BY_CHANNELS[channels]), Image.Image)
+        to_channels(channels)
     ]
     if preprocess == "resize_and_crop":
         steps.append(v2.Resize((load_size, load_size), interpolation=RESAMPLING))

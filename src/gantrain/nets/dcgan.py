@@ -8,12 +8,14 @@ stage on both sides, with twice the channels at the 4x4 end.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from gantrain.config import Norm
 from gantrain.errors import ConfigError
+from gantrain.nets.init import normal_init
+from gantrain.options import Norm
 
 SUPPORTED_SIZES = (32, 64, 128)
 
@@ -87,3 +89,20 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images).view(-1)
+
+
+def dcgan_networks(
+    image_shape: Sequence[int], nz: int, ngf: int, ndf: int, critic_norm: Norm = Norm.batch
+) -> tuple[DCGANGenerator, DCGANDiscriminator]:
+    """DCGAN generator and discriminator for a square image shape, with N(0, 0.02) init.
+
+    WGAN, WGAN-GP and SNGAN reuse them (their papers trained DCGAN-style networks).
+    """
+    channels, height, width = image_shape
+    if height != width:
+        raise ConfigError(f"DCGAN networks need square images, got {height}x{width}: set dataset.image_size.")
+    generator = DCGANGenerator(nz, ngf, channels, height)
+    discriminator = DCGANDiscriminator(ndf, channels, height, Norm(critic_norm))
+    generator.apply(normal_init)
+    discriminator.apply(normal_init)
+    return generator, discriminator

@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gantrain.nets.init import normal_init
 from gantrain.nets.resnet import conv_bias, image_norm
+from gantrain.options import ImageNorm, PatchDiscriminatorKind
 
 
 class PatchDiscriminator(nn.Module):
@@ -66,3 +68,16 @@ class PixelDiscriminator(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
+
+
+def patch_discriminator(
+    kind: PatchDiscriminatorKind, in_channels: int, ndf: int, n_layers: int, norm: ImageNorm
+) -> nn.Module:
+    """The discriminator named by ``model.discriminator`` (``n_layers`` for the ``n_layers`` kind), N(0, 0.02) init."""
+    kind, norm = PatchDiscriminatorKind(kind), ImageNorm(norm).value
+    if kind == PatchDiscriminatorKind.pixel:
+        network = PixelDiscriminator(in_channels, ndf, norm=norm)
+    else:
+        network = PatchDiscriminator(in_channels, ndf, 3 if kind == PatchDiscriminatorKind.basic else n_layers, norm)
+    network.apply(normal_init)
+    return network

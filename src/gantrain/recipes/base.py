@@ -1,27 +1,54 @@
-"""The contract between the trainer and a GAN family.
+"""The contract between a GAN family and everything around it.
 
 A recipe is an ``nn.Module`` whose submodules are its networks (so ``state_dict``
 covers them) and which owns one optimizer per network group.  The trainer calls
 ``train_step`` once per batch and ``visuals`` at the sampling cadence; everything
 else (device, precision, logging, checkpoints, resume) is the trainer's.
+
+The commands around training never ask which family they hold: they ask the recipe.
+``accepts`` says whether a dataset's items fit, ``inference_model`` which kind of
+model ``gantrain.load`` and the inference commands make of it, ``exportables`` which
+networks ``gantrain-export`` can write, ``task_metrics`` what to score on held-out data
+and ``sample_quality`` what to log beside the sample grids.  The three kinds below
+(:class:`NoiseToImage`, :class:`ImageToImage`, :class:`MultiDomain`) answer most of
+these for their families.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import Dataset
 
+from gantrain.data import samples_judge
 from gantrain.errors import ConfigError
+from gantrain.inference import (
+    BATCH,
+    EXAMPLE_BATCH,
+    IMAGE_AXES,
+    Exportable,
+    LabelTranslationModel,
+    NoiseModel,
+    TrainedModel,
+    TranslationModel,
+    example_images,
+)
 from gantrain.labels import LabelSpec
+from gantrain.losses import gradient_penalty, halved_discriminator_loss
+from gantrain.metrics import mean_pairwise_distance
+from gantrain.options import AdversarialLoss
 from gantrain.step import Step
+from gantrain.task_metrics import SAMPLE_BATCH_SIZE
 
-OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+"""The configured optimizer, partially applied: call it with parameters (and overrides such as ``lr=``)."""
+ParameterGroup = Iterable[nn.Parameter] | tuple[Iterable[nn.Parameter], dict[str, Any]]
+"""Parameters of one optimizer, optionally with overrides of the configured optimizer's settings."""
 
 FIXED_NOISE_SEED = 1234  # the same noise for every run, so sample grids compare across a sweep
 
@@ -67,25 +94,88 @@ def warmed_up_ema(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.T
     return average
 
 
-def generator_average(generator: nn.Module, decay: float) -> AveragedModel | None:
-    """A warmed-up moving average of ``generator``'s weights and buffers (BatchNorm statistics), or None at decay 0."""
+def moving_average(network: nn.Module, decay: float, warm_up: bool = True) -> AveragedModel | None:
+    """An exponential moving average of ``network``'s weights and buffers (BatchNorm statistics), or None at
+    decay 0.  Call ``update_parameters(network)`` after each of its updates.
+
+    ``warm_up`` ramps the decay up from the first updates (:func:`warmed_up_ema`); without it the decay is
+    fixed from the start, as StarGAN v2's reference averages.
+    """
     if decay <= 0:
         return None
-    return AveragedModel(generator, avg_fn=warmed_up_ema(decay), use_buffers=True).requires_grad_(False)
+    if warm_up:
+        return AveragedModel(network, avg_fn=warmed_up_ema(decay), use_buffers=True).requires_grad_(False)
+    return AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True).requires_grad_(False)
+
+
+def gaussian(count: int, size: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``count`` x ``size`` draws of N(0, I): from ``generator`` (on the CPU) when given, else from the global RNG."""
+    if generator is None:
+        return torch.randn(count, size, device=device)
+    return torch.randn(count, size, generator=generator).to(device)
+
+
+def constant_then_linear_decay(
+    optimizer: torch.optim.Optimizer, constant_epochs: int, decay_epochs: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The initial rate for ``constant_epochs`` epochs (or steps), then a linear fall towards zero.
+
+    Epoch e (from 0) trains at 1 - max(0, e + 1 - constant) / (decay + 1) times the
+    initial rate, as the pix2pix/CycleGAN reference does: 1/101 of it in the last of 100 + 100 epochs.
+    """
+
+    def factor(epoch: int) -> float:
+        return 1.0 - max(0, epoch + 1 - constant_epochs) / float(decay_epochs + 1)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 class Recipe(nn.Module):
     """Base class of every GAN family."""
 
-    schedule_per_step = False
+    schedule_per_step: ClassVar[bool] = False
     """Whether ``schedulers`` count training steps (StarGAN) rather than epochs (CycleGAN)."""
+    inference_model: ClassVar[type[TrainedModel]] = TrainedModel
+    """What ``gantrain.load`` and the inference commands make of a trained recipe."""
+    embedded_dataset: ClassVar[str] = "shapes"
+    """The ``dataset=`` option, generated by gantrain itself, that this family learns from without downloads."""
+    headline_metrics: ClassVar[tuple[str, ...]] = ()
+    """The task metrics that summarise a run on the embedded dataset, in the run summary and benchmarks."""
+    data_needs: ClassVar[str] = ""
+    """What the dataset's items must be (for the error when a dataset does not provide them) ..."""
+    example_datasets: ClassVar[str] = ""
+    """... and ``dataset=`` options that do."""
+
+    def __init__(self, image_shape: Sequence[int]):
+        super().__init__()
+        self.image_shape = tuple(int(side) for side in image_shape)
+        self._optimizers: dict[str, torch.optim.Optimizer] = {}
+        self._schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+
+    # -- construction: every family builds its optimizers and schedules here ----------------------
+    def set_optimizers(self, make_optimizer: OptimizerFactory, groups: dict[str, ParameterGroup]) -> None:
+        """One configured optimizer per named group of parameters, in update order."""
+        for name, group in groups.items():
+            parameters, overrides = group if isinstance(group, tuple) else (group, {})
+            self._optimizers[name] = make_optimizer(parameters, **overrides)
+
+    def set_linear_decay(self, constant: int, decay: int) -> None:
+        """Every optimizer at its initial rate for ``constant`` epochs (steps), then decaying over ``decay``."""
+        self._schedulers = {
+            name: constant_then_linear_decay(optimizer, constant, decay) for name, optimizer in self._optimizers.items()
+        }
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        raise NotImplementedError
+        return self._optimizers
 
     def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
         """Learning-rate schedules, stepped by the trainer once per epoch (or step)."""
-        return {}
+        return self._schedulers
+
+    # -- training ----------------------------------------------------------------------------------
+    def accepts(self, dataset: Dataset) -> bool:
+        """Whether the dataset's items are what ``train_step`` takes."""
+        return True
 
     def training_data(self, dataset: Dataset, seed: int | None = None) -> Dataset:
         """The dataset as this recipe's batches need it (StarGAN v2 adds reference images).
@@ -99,6 +189,9 @@ class Recipe(nn.Module):
         """One update on a batch as the dataset collates it; returns detached scalars to log.
 
         Only what this step computed is returned (a WGAN critic step has no generator loss).
+        ``loss/generator`` and ``loss/discriminator`` are the whole objectives that the
+        generator's and the discriminator's updates minimised (summed over the updates of one
+        step where there are several); their terms are logged under their own tags.
         """
         raise NotImplementedError
 
@@ -111,6 +204,10 @@ class Recipe(nn.Module):
 
     def real_visuals(self, batch: Any) -> dict[str, torch.Tensor]:
         """The fixed batch itself, shown once at step 0."""
+        return {}
+
+    def sample_quality(self, visuals: dict[str, torch.Tensor], dataset: Dataset) -> dict[str, float]:
+        """Scores of the sample grids, logged as ``quality/<name>`` at every sample step."""
         return {}
 
     def compilable_networks(self) -> list[nn.Module]:
@@ -131,37 +228,139 @@ class Recipe(nn.Module):
             if any(id(parameter) in trained for parameter in module.parameters())
         }
 
+    # -- after training ----------------------------------------------------------------------------
+    def exportables(self, direction: str | None) -> dict[str, Exportable]:
+        """The networks ``gantrain-export`` can write (``part=``), in eval mode, with example inputs."""
+        raise NotImplementedError
+
+    def task_metrics(
+        self, dataset: Dataset, count: int, generator: torch.Generator, lpips_weights: str | None
+    ) -> dict[str, float]:
+        """Weight-free held-out scores (see :func:`gantrain.task_metrics.task_metrics`); ``{}`` when none apply."""
+        return {}
+
     def generated_and_real(self, batch: Any, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """For FID / KID: images this model makes from a held-out batch, and the real images to compare
         them with.  Random choices (noise, target labels, styles) come from ``generator`` (on the CPU)."""
         raise NotImplementedError
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
 
-class ImageToImage(Recipe):
-    """Translation families: ``translate`` maps images of one domain to the other.
+    def refuse_direction(self, direction: str | None) -> None:
+        if direction is not None:
+            raise ConfigError("direction= is for models that translate between two domains; this one has one generator.")
 
-    They train with one optimizer per group of networks and the reference's
-    schedule, constant for ``n_epochs`` then decaying over ``n_epochs_decay``.
+
+class NoiseToImage(Recipe):
+    """Unconditional families: a generator from noise and a discriminator (or critic).
+
+    Subclasses give the networks and the game (``train_step``); sampling, the averaged
+    generator, the sample-quality scores, export and the held-out judge are shared.
     """
 
-    def set_optimization(
+    inference_model = NoiseModel
+    embedded_dataset = "shapes"
+    headline_metrics = ("valid_share", "coverage")
+    data_needs = "single images"
+    example_datasets = "shapes, mnist, folder"
+
+    def __init__(
         self,
+        image_shape: Sequence[int],
         make_optimizer: OptimizerFactory,
-        groups: dict[str, Iterable[nn.Parameter]],
-        n_epochs: int,
-        n_epochs_decay: int,
-    ) -> None:
-        self._optimizers = {name: make_optimizer(parameters) for name, parameters in groups.items()}
-        self._schedulers = {
-            name: constant_then_linear_decay(optimizer, n_epochs, n_epochs_decay)
-            for name, optimizer in self._optimizers.items()
-        }
+        generator: nn.Module,
+        discriminator: nn.Module,
+        nz: int,
+        ema_decay: float,
+    ):
+        super().__init__(image_shape)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.nz = nz
+        self.set_optimizers(
+            make_optimizer, {"generator": generator.parameters(), "discriminator": discriminator.parameters()}
+        )
+        self.generator_ema = moving_average(generator, ema_decay)
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
+    def accepts(self, dataset: Dataset) -> bool:
+        return not isinstance(dataset[0], dict)
 
-    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-        return self._schedulers
+    def noise(self, count: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+        return gaussian(count, self.nz, device, generator)
+
+    def update_ema(self) -> None:
+        """Call after every generator update."""
+        if self.generator_ema is not None:
+            self.generator_ema.update_parameters(self.generator)
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that samples outside training: the averaged one where the run keeps one."""
+        return self.generator if self.generator_ema is None else self.generator_ema
+
+    @torch.no_grad()
+    def sample(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.sampler(self.noise(count, self.device, generator))
+
+    def visuals(self, batch: Any) -> dict[str, torch.Tensor]:
+        fixed = torch.Generator().manual_seed(FIXED_NOISE_SEED)
+        return {"samples": self.sample(batch[0].size(0), fixed)}
+
+    def real_visuals(self, batch: Any) -> dict[str, torch.Tensor]:
+        return {"real": batch[0]}
+
+    def sample_quality(self, visuals: dict[str, torch.Tensor], dataset: Dataset) -> dict[str, float]:
+        """A falling ``sample_diversity`` is the first sign of mode collapse; the dataset's judge where it has one."""
+        samples = visuals["samples"].float()
+        quality = {"sample_diversity": mean_pairwise_distance(samples)}
+        judge = samples_judge(dataset)
+        if judge is not None:
+            quality |= judge(samples)
+        return quality
+
+    def compilable_networks(self) -> list[nn.Module]:
+        return [self.generator, self.discriminator]
+
+    def exportables(self, direction: str | None) -> dict[str, Exportable]:
+        self.refuse_direction(direction)
+        noise = self.noise(EXAMPLE_BATCH, self.device)
+        return {"generator": Exportable(unwrapped(self.sampler), {"noise": noise}, "image",
+                                        {"noise": BATCH, "image": BATCH})}
+
+    def task_metrics(
+        self, dataset: Dataset, count: int, generator: torch.Generator, lpips_weights: str | None
+    ) -> dict[str, float]:
+        """The dataset's judge of ``count`` samples, drawn as ``gantrain-sample`` draws them."""
+        judge = samples_judge(dataset)
+        if judge is None:
+            return {}
+        images = [
+            self.sample(min(SAMPLE_BATCH_SIZE, count - start), generator).float().cpu()
+            for start in range(0, count, SAMPLE_BATCH_SIZE)
+        ]
+        return judge(torch.cat(images))
+
+    def generated_and_real(self, batch: Any, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.sample(batch[0].size(0), generator), batch[0]
+
+
+class ImageToImage(Recipe):
+    """Translation families: ``translate`` maps images of one domain to the other (A/B pairs of images).
+
+    Subclasses set ``gan_loss`` (an :class:`~gantrain.options.AdversarialLoss`) and ``lambda_gp``.
+    """
+
+    gan_loss: AdversarialLoss
+    lambda_gp: float
+
+    inference_model = TranslationModel
+    data_needs = "A/B image pairs"
+    example_datasets = "shapes_unpaired, shapes_paired, horse2zebra, facades"
+
+    def accepts(self, dataset: Dataset) -> bool:
+        return isinstance(dataset[0], dict)
 
     def translate(self, images: torch.Tensor, direction: str) -> torch.Tensor:
         """``direction`` is "AtoB" or "BtoA"; sides must be multiples of ``size_multiple``."""
@@ -177,6 +376,31 @@ class ImageToImage(Recipe):
         """The direction FID measures: the one the model was trained for (A -> B for CycleGAN)."""
         return "AtoB"
 
+    def discriminator_losses(
+        self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, step: Step
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The halved adversarial loss of ``discriminator`` (``model.gan_loss``), and with ``wgangp`` the
+        weighted gradient penalty that joins it in the update (None otherwise)."""
+        adversarial = halved_discriminator_loss(discriminator, real, fake, self.gan_loss)
+        if self.gan_loss != AdversarialLoss.wgangp:
+            return adversarial, None
+        return adversarial, self.lambda_gp * gradient_penalty(
+            discriminator, real, fake, scale=step.loss_scale(real.device)
+        )
+
+    def translation_exportable(self, network: nn.Module, direction: str, dynamic_sides: bool) -> Exportable:
+        """A generator taking images of the training size (or, with ``dynamic_sides``, any multiple of
+        ``size_multiple``) with a dynamic batch."""
+        axes = IMAGE_AXES if dynamic_sides else BATCH
+        return Exportable(
+            network,
+            {"image": example_images(self.image_shape, self.device)},
+            "translated",
+            {"image": axes, "translated": axes},
+            size_multiple=self.size_multiple if dynamic_sides else 1,
+            direction=direction,
+        )
+
     def generated_and_real(
         self, batch: dict[str, torch.Tensor], generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,13 +414,19 @@ class MultiDomain(Recipe):
     Their networks work at the training ``image_size``; other sizes are resized to it.
     """
 
-    uses_references = False
+    inference_model = LabelTranslationModel
+    data_needs = "images labelled with attributes or domains"
+    example_datasets = "celeba (with dataset.attributes), afhq, domains, shapes_attributes, shapes_domains"
+    uses_references: ClassVar[bool] = False
     """Whether ``translate_named`` can take the style of reference images (StarGAN v2)."""
 
     def __init__(self, labels: LabelSpec, image_shape: Sequence[int]):
-        super().__init__()
+        super().__init__(image_shape)
         self.labels = labels
         self.image_size = int(image_shape[-1])
+
+    def accepts(self, dataset: Dataset) -> bool:
+        return not isinstance(dataset[0], dict)
 
     def translate_named(
         self,
@@ -213,73 +443,6 @@ class MultiDomain(Recipe):
         raise NotImplementedError
 
 
-class NoiseToImage(Recipe):
-    """Unconditional families: a generator from noise and a discriminator (or critic)."""
-
-    def __init__(
-        self,
-        generator: nn.Module,
-        discriminator: nn.Module,
-        nz: int,
-        make_optimizer: OptimizerFactory,
-        ema_decay: float = 0.0,
-    ):
-        super().__init__()
-        self.generator = generator
-        self.discriminator = discriminator
-        self.nz = nz
-        self._optimizers = {
-            "generator": make_optimizer(generator.parameters()),
-            "discriminator": make_optimizer(discriminator.parameters()),
-        }
-        self.generator_ema = generator_average(generator, ema_decay)
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
-
-    def noise(
-        self, count: int, device: torch.device, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        if generator is None:
-            return torch.randn(count, self.nz, device=device)
-        return torch.randn(count, self.nz, generator=generator).to(device)
-
-    def update_ema(self) -> None:
-        """Call after every generator update."""
-        if self.generator_ema is not None:
-            self.generator_ema.update_parameters(self.generator)
-
-    @torch.no_grad()
-    def sample(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Images from the averaged generator when there is one, else from the trained one."""
-        device = next(self.generator.parameters()).device
-        network = self.generator if self.generator_ema is None else self.generator_ema
-        return network(self.noise(count, device, generator))
-
-    def visuals(self, batch: Any) -> dict[str, torch.Tensor]:
-        fixed = torch.Generator().manual_seed(FIXED_NOISE_SEED)
-        return {"samples": self.sample(batch[0].size(0), fixed)}
-
-    def real_visuals(self, batch: Any) -> dict[str, torch.Tensor]:
-        return {"real": batch[0]}
-
-    def compilable_networks(self) -> list[nn.Module]:
-        return [self.generator, self.discriminator]
-
-    def generated_and_real(self, batch: Any, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.sample(batch[0].size(0), generator), batch[0]
-
-
-def constant_then_linear_decay(
-    optimizer: torch.optim.Optimizer, constant_epochs: int, decay_epochs: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """The pix2pix/CycleGAN schedule: the initial rate for ``constant_epochs``, then a linear fall.
-
-    Epoch e (from 0) trains at 1 - max(0, e + 1 - constant) / (decay + 1) times the
-    initial rate, as the reference code does: 1/101 of it in the last of 100 + 100 epochs.
-    """
-
-    def factor(epoch: int) -> float:
-        return 1.0 - max(0, epoch + 1 - constant_epochs) / float(decay_epochs + 1)
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def unwrapped(network: nn.Module) -> nn.Module:
+    """The network inside an exponential moving average wrapper, which exports as that network."""
+    return network.module if isinstance(network, AveragedModel) else network

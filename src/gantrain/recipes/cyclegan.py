@@ -14,54 +14,48 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
 
-from gantrain.config import AdversarialLoss, PatchDiscriminatorKind, TranslationNorm
-from gantrain.losses import adversarial_loss, gradient_penalty
+from gantrain.inference import Exportable
+from gantrain.losses import adversarial_loss
 from gantrain.nets.init import normal_init
-from gantrain.nets.patchgan import PatchDiscriminator, PixelDiscriminator
+from gantrain.nets.patchgan import patch_discriminator
 from gantrain.nets.resnet import ResnetGenerator
+from gantrain.options import AdversarialLoss, Direction, ImageNorm, PatchDiscriminatorKind
 from gantrain.recipes.base import ImageToImage, OptimizerFactory, frozen
 from gantrain.recipes.image_pool import ImagePool
 from gantrain.step import Step
-
-
-def patch_discriminator(
-    kind: PatchDiscriminatorKind, in_channels: int, ndf: int, n_layers: int, norm: TranslationNorm
-) -> nn.Module:
-    """The discriminator named by ``model.discriminator``, with N(0, 0.02) init."""
-    kind, norm = PatchDiscriminatorKind(kind), TranslationNorm(norm).value
-    if kind == PatchDiscriminatorKind.pixel:
-        network = PixelDiscriminator(in_channels, ndf, norm=norm)
-    else:
-        network = PatchDiscriminator(in_channels, ndf, 3 if kind == PatchDiscriminatorKind.basic else n_layers, norm)
-    network.apply(normal_init)
-    return network
+from gantrain.task_metrics import held_out_batches
 
 
 class CycleGAN(ImageToImage):
+    embedded_dataset = "shapes_unpaired"
+    headline_metrics = ("all_kept",)
+
     def __init__(
         self,
         image_shape: Sequence[int],
         make_optimizer: OptimizerFactory,
-        ngf: int = 64,
-        ndf: int = 64,
-        discriminator: PatchDiscriminatorKind = PatchDiscriminatorKind.basic,
-        n_layers_d: int = 3,
-        norm: TranslationNorm = TranslationNorm.instance,
-        gan_loss: AdversarialLoss = AdversarialLoss.lsgan,
-        gp_weight: float = 10.0,
-        n_epochs: int = 100,
-        n_epochs_decay: int = 100,
-        n_blocks: int = 9,
-        use_dropout: bool = False,
-        lambda_a: float = 10.0,
-        lambda_b: float = 10.0,
-        lambda_identity: float = 0.5,
-        pool_size: int = 50,
+        *,
+        ngf: int,
+        ndf: int,
+        discriminator: PatchDiscriminatorKind,
+        n_layers_d: int,
+        norm: ImageNorm,
+        gan_loss: AdversarialLoss,
+        lambda_gp: float,
+        n_epochs: int,
+        n_epochs_decay: int,
+        n_blocks: int,
+        use_dropout: bool,
+        lambda_a: float,
+        lambda_b: float,
+        lambda_identity: float,
+        pool_size: int,
     ):
-        super().__init__()
+        super().__init__(image_shape)
         channels = image_shape[0]
-        norm = TranslationNorm(norm)
+        norm = ImageNorm(norm)
         self.generator_ab = ResnetGenerator(channels, channels, ngf, n_blocks, norm.value, use_dropout)
         self.generator_ba = ResnetGenerator(channels, channels, ngf, n_blocks, norm.value, use_dropout)
         self.generator_ab.apply(normal_init)
@@ -71,31 +65,16 @@ class CycleGAN(ImageToImage):
         self.discriminator_b = patch_discriminator(discriminator, channels, ndf, n_layers_d, norm)
         self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)
         self.gan_loss = AdversarialLoss(gan_loss)
-        self.gp_weight = gp_weight
+        self.lambda_gp = lambda_gp
         self.lambda_a, self.lambda_b, self.lambda_identity = lambda_a, lambda_b, lambda_identity
-        self.set_optimization(
+        self.set_optimizers(
             make_optimizer,
             {
                 "generators": itertools.chain(self.generator_ab.parameters(), self.generator_ba.parameters()),
                 "discriminators": itertools.chain(self.discriminator_a.parameters(), self.discriminator_b.parameters()),
             },
-            n_epochs,
-            n_epochs_decay,
         )
-
-    def discriminator_loss(
-        self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, step: Step
-    ) -> torch.Tensor:
-        """Half the sum over real and (pooled) fake images, plus the penalty for ``wgangp``."""
-        loss = 0.5 * (
-            adversarial_loss(discriminator(real), True, self.gan_loss)
-            + adversarial_loss(discriminator(fake), False, self.gan_loss)
-        )
-        if self.gan_loss == AdversarialLoss.wgangp:
-            loss = loss + self.gp_weight * gradient_penalty(
-                discriminator, real, fake, scale=step.loss_scale(real.device)
-            )
-        return loss
+        self.set_linear_decay(n_epochs, n_epochs_decay)
 
     def train_step(self, batch: dict[str, torch.Tensor], step: Step) -> dict[str, torch.Tensor]:
         real_a, real_b = batch["A"], batch["B"]
@@ -103,30 +82,36 @@ class CycleGAN(ImageToImage):
         fake_a = self.generator_ba(real_b)
 
         with frozen(self.discriminator_a), frozen(self.discriminator_b):
-            adversarial = adversarial_loss(self.discriminator_b(fake_b), True, self.gan_loss) + adversarial_loss(
-                self.discriminator_a(fake_a), True, self.gan_loss
-            )
-        cycle_a = F.l1_loss(self.generator_ba(fake_b), real_a) * self.lambda_a
-        cycle_b = F.l1_loss(self.generator_ab(fake_a), real_b) * self.lambda_b
-        losses = {"loss/generator_adversarial": adversarial, "loss/cycle_a": cycle_a, "loss/cycle_b": cycle_b}
+            adversarial = adversarial_loss(
+                self.discriminator_b(fake_b), True, self.gan_loss, generator=True
+            ) + adversarial_loss(self.discriminator_a(fake_a), True, self.gan_loss, generator=True)
+        terms = {
+            "loss/cycle_a": F.l1_loss(self.generator_ba(fake_b), real_a) * self.lambda_a,
+            "loss/cycle_b": F.l1_loss(self.generator_ab(fake_a), real_b) * self.lambda_b,
+        }
         if self.lambda_identity > 0:
             # G_ab should leave B images alone, G_ba A images
-            losses["loss/identity_a"] = F.l1_loss(self.generator_ba(real_a), real_a) * self.lambda_a * self.lambda_identity
-            losses["loss/identity_b"] = F.l1_loss(self.generator_ab(real_b), real_b) * self.lambda_b * self.lambda_identity
-        generator_loss = sum(losses.values())
+            terms["loss/identity_a"] = F.l1_loss(self.generator_ba(real_a), real_a) * self.lambda_a * self.lambda_identity
+            terms["loss/identity_b"] = F.l1_loss(self.generator_ab(real_b), real_b) * self.lambda_b * self.lambda_identity
+        generator_loss = adversarial + sum(terms.values())
         step("generators", generator_loss)
 
-        loss_d_a = self.discriminator_loss(self.discriminator_a, real_a, self.pool_a(fake_a), step)
-        loss_d_b = self.discriminator_loss(self.discriminator_b, real_b, self.pool_b(fake_b), step)
-        step("discriminators", loss_d_a + loss_d_b)
+        loss_d_a, penalty_a = self.discriminator_losses(self.discriminator_a, real_a, self.pool_a(fake_a), step)
+        loss_d_b, penalty_b = self.discriminator_losses(self.discriminator_b, real_b, self.pool_b(fake_b), step)
+        penalty = None if penalty_a is None else penalty_a + penalty_b
+        step("discriminators", loss_d_a + loss_d_b + (0 if penalty is None else penalty))
 
-        return {
+        metrics = {
             "loss/generator": generator_loss.detach(),
+            "loss/generator_adversarial": adversarial.detach(),
             "loss/discriminator": (loss_d_a + loss_d_b).detach(),
             "loss/discriminator_a": loss_d_a.detach(),
             "loss/discriminator_b": loss_d_b.detach(),
-            **{name: value.detach() for name, value in losses.items()},
+            **{name: value.detach() for name, value in terms.items()},
         }
+        if penalty is not None:
+            metrics["critic/gradient_penalty"] = penalty.detach()
+        return metrics
 
     def translate(self, images: torch.Tensor, direction: str) -> torch.Tensor:
         return (self.generator_ab if direction == "AtoB" else self.generator_ba)(images)
@@ -152,3 +137,22 @@ class CycleGAN(ImageToImage):
         if self.gan_loss != AdversarialLoss.wgangp:
             networks += [self.discriminator_a, self.discriminator_b]
         return networks
+
+    def exportables(self, direction: str | None) -> dict[str, Exportable]:
+        """Either generator (``direction``, A -> B when unset), with dynamic batch and sides."""
+        direction = Direction(direction or Direction.AtoB).value
+        network = self.generator_ab if direction == "AtoB" else self.generator_ba
+        return {"generator": self.translation_exportable(network, direction, dynamic_sides=True)}
+
+    def task_metrics(
+        self, dataset: Dataset, count: int, generator: torch.Generator, lpips_weights: str | None
+    ) -> dict[str, float]:
+        """The dataset's judge of held-out A images translated to B, where it has one."""
+        judge = getattr(dataset, "judge_translations", None)
+        if judge is None:
+            return {}
+        inputs, outputs = [], []
+        for batch in held_out_batches(dataset, count, self.device):
+            inputs.append(batch["A"].cpu())
+            outputs.append(self.translate(batch["A"], "AtoB").float().cpu())
+        return judge(torch.cat(inputs), torch.cat(outputs))

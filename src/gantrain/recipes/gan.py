@@ -1,4 +1,8 @@
-"""The original GAN (Goodfellow et al. 2014): the binary cross-entropy game, with MLP networks."""
+"""The original GAN (Goodfellow et al. 2014): the binary cross-entropy game, with MLP networks.
+
+:class:`BinaryGame` is the game itself (D step, then G step on the same fakes, as
+pytorch/examples' dcgan trains), which DCGAN plays with convolutional networks.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +11,27 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from gantrain.config import GeneratorLoss
 from gantrain.losses import bce_discriminator_loss, bce_generator_loss
 from gantrain.nets.mlp import MLPDiscriminator, MLPGenerator
+from gantrain.options import GeneratorLoss
 from gantrain.recipes.base import NoiseToImage, OptimizerFactory, frozen
 from gantrain.step import Step
 
 
-class GAN(NoiseToImage):
-    """Discriminator step, then generator step on the same fakes (as pytorch/examples dcgan)."""
+class BinaryGame(NoiseToImage):
+    """Discriminator step, then generator step on the same fakes, with binary cross-entropy on D's logits."""
 
     def __init__(
         self,
+        image_shape: Sequence[int],
+        make_optimizer: OptimizerFactory,
         generator: nn.Module,
         discriminator: nn.Module,
         nz: int,
-        make_optimizer: OptimizerFactory,
-        g_loss: GeneratorLoss = GeneratorLoss.non_saturating,
-        ema_decay: float = 0.0,
+        g_loss: GeneratorLoss,
+        ema_decay: float,
     ):
-        super().__init__(generator, discriminator, nz, make_optimizer, ema_decay)
+        super().__init__(image_shape, make_optimizer, generator, discriminator, nz, ema_decay)
         self.g_loss = GeneratorLoss(g_loss)
 
     def train_step(self, batch: list[torch.Tensor], step: Step) -> dict[str, torch.Tensor]:
@@ -54,16 +59,24 @@ class GAN(NoiseToImage):
         }
 
 
-def mlp_gan(
-    image_shape: Sequence[int],
-    make_optimizer: OptimizerFactory,
-    nz: int = 100,
-    g_hidden: Sequence[int] = (1200, 1200),
-    d_hidden: Sequence[int] = (512, 256),
-    g_loss: GeneratorLoss = GeneratorLoss.non_saturating,
-    ema_decay: float = 0.0,
-) -> GAN:
+class GAN(BinaryGame):
     """The paper's setting: fully connected G (ReLU) and D (LeakyReLU here instead of maxout)."""
-    generator = MLPGenerator(nz, g_hidden, image_shape)
-    discriminator = MLPDiscriminator(image_shape, d_hidden)
-    return GAN(generator, discriminator, nz, make_optimizer, g_loss, ema_decay)
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        make_optimizer: OptimizerFactory,
+        *,
+        nz: int,
+        g_hidden: list[int],
+        d_hidden: list[int],
+        g_loss: GeneratorLoss,
+        ema_decay: float,
+    ):
+        generator = MLPGenerator(nz, g_hidden, image_shape)
+        discriminator = MLPDiscriminator(image_shape, d_hidden)
+        super().__init__(image_shape, make_optimizer, generator, discriminator, nz, g_loss, ema_decay)
+
+
+mlp_gan = GAN
+"""The target name that checkpoints written before GAN became a class store."""

@@ -14,53 +14,58 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
 
-from gantrain.config import AdversarialLoss, Direction, PatchDiscriminatorKind, TranslationNorm, UnetKind
 from gantrain.errors import ConfigError
-from gantrain.losses import adversarial_loss, gradient_penalty
+from gantrain.inference import Exportable
+from gantrain.losses import adversarial_loss
 from gantrain.nets.init import normal_init
+from gantrain.nets.patchgan import patch_discriminator
 from gantrain.nets.unet import UnetGenerator
+from gantrain.options import AdversarialLoss, Direction, ImageNorm, PatchDiscriminatorKind, UnetKind
 from gantrain.recipes.base import ImageToImage, OptimizerFactory, frozen
-from gantrain.recipes.cyclegan import patch_discriminator
 from gantrain.step import Step
+from gantrain.task_metrics import held_out_batches, image_fidelity
 
 
 class Pix2Pix(ImageToImage):
+    embedded_dataset = "shapes_paired"
+    headline_metrics = ("psnr", "ssim")
+
     def __init__(
         self,
         image_shape: Sequence[int],
         make_optimizer: OptimizerFactory,
-        ngf: int = 64,
-        ndf: int = 64,
-        discriminator: PatchDiscriminatorKind = PatchDiscriminatorKind.basic,
-        n_layers_d: int = 3,
-        norm: TranslationNorm = TranslationNorm.batch,
-        gan_loss: AdversarialLoss = AdversarialLoss.vanilla,
-        gp_weight: float = 10.0,
-        n_epochs: int = 100,
-        n_epochs_decay: int = 100,
-        generator: UnetKind = UnetKind.unet_256,
-        use_dropout: bool = True,
-        lambda_l1: float = 100.0,
-        direction: Direction = Direction.AtoB,
+        *,
+        ngf: int,
+        ndf: int,
+        discriminator: PatchDiscriminatorKind,
+        n_layers_d: int,
+        norm: ImageNorm,
+        gan_loss: AdversarialLoss,
+        lambda_gp: float,
+        n_epochs: int,
+        n_epochs_decay: int,
+        generator: UnetKind,
+        use_dropout: bool,
+        lambda_l1: float,
+        direction: Direction,
     ):
-        super().__init__()
+        super().__init__(image_shape)
         channels = image_shape[0]
-        norm = TranslationNorm(norm)
+        norm = ImageNorm(norm)
         self.downsamplings = int(UnetKind(generator).value.removeprefix("unet_")).bit_length() - 1
         self.generator = UnetGenerator(channels, channels, self.downsamplings, ngf, norm.value, use_dropout)
         self.generator.apply(normal_init)
         self.discriminator = patch_discriminator(discriminator, 2 * channels, ndf, n_layers_d, norm)
         self.gan_loss = AdversarialLoss(gan_loss)
-        self.gp_weight = gp_weight
+        self.lambda_gp = lambda_gp
         self.lambda_l1 = lambda_l1
         self.direction = Direction(direction)
-        self.set_optimization(
-            make_optimizer,
-            {"generator": self.generator.parameters(), "discriminator": self.discriminator.parameters()},
-            n_epochs,
-            n_epochs_decay,
+        self.set_optimizers(
+            make_optimizer, {"generator": self.generator.parameters(), "discriminator": self.discriminator.parameters()}
         )
+        self.set_linear_decay(n_epochs, n_epochs_decay)
 
     def train(self, mode: bool = True) -> Pix2Pix:
         """Evaluation mode leaves the generator's dropout on (the paper's noise)."""
@@ -80,40 +85,41 @@ class Pix2Pix(ImageToImage):
         source, target = self.pair(batch)
         fake = self.generator(source)
 
-        real_pair = torch.cat([source, target], 1)
-        fake_pair = torch.cat([source, fake.detach()], 1)
-        real_scores, fake_scores = self.discriminator(real_pair), self.discriminator(fake_pair)
-        d_loss = 0.5 * (
-            adversarial_loss(real_scores, True, self.gan_loss) + adversarial_loss(fake_scores, False, self.gan_loss)
+        d_loss, penalty = self.discriminator_losses(
+            self.discriminator, torch.cat([source, target], 1), torch.cat([source, fake.detach()], 1), step
         )
-        if self.gan_loss == AdversarialLoss.wgangp:
-            d_loss = d_loss + self.gp_weight * gradient_penalty(
-                self.discriminator, real_pair, fake_pair, scale=step.loss_scale(source.device)
-            )
-        step("discriminator", d_loss)
+        step("discriminator", d_loss if penalty is None else d_loss + penalty)
 
         with frozen(self.discriminator):
-            g_adversarial = adversarial_loss(self.discriminator(torch.cat([source, fake], 1)), True, self.gan_loss)
+            g_adversarial = adversarial_loss(
+                self.discriminator(torch.cat([source, fake], 1)), True, self.gan_loss, generator=True
+            )
         g_l1 = F.l1_loss(fake, target) * self.lambda_l1
         step("generator", g_adversarial + g_l1)
 
-        return {
+        metrics = {
             "loss/discriminator": d_loss.detach(),
             "loss/generator": (g_adversarial + g_l1).detach(),
             "loss/generator_adversarial": g_adversarial.detach(),
             "loss/l1": g_l1.detach(),
         }
+        if penalty is not None:
+            metrics["critic/gradient_penalty"] = penalty.detach()
+        return metrics
 
     @property
     def evaluation_direction(self) -> str:
         return self.direction.value
 
-    def translate(self, images: torch.Tensor, direction: str) -> torch.Tensor:
+    def check_direction(self, direction: str) -> None:
         if direction != self.direction.value:
             raise ConfigError(
                 f"This pix2pix model was trained {self.direction.value} and translates only that way: "
                 f"pass direction={self.direction.value}."
             )
+
+    def translate(self, images: torch.Tensor, direction: str) -> torch.Tensor:
+        self.check_direction(direction)
         return self.generator(images)
 
     @property
@@ -133,3 +139,24 @@ class Pix2Pix(ImageToImage):
         if self.gan_loss == AdversarialLoss.wgangp:
             return [self.generator]
         return [self.generator, self.discriminator]
+
+    def exportables(self, direction: str | None) -> dict[str, Exportable]:
+        """The generator in its trained direction, dropout off (ONNX Runtime drops it anyway; a served model
+        gives one answer per input), training size with a dynamic batch."""
+        if direction is not None:
+            self.check_direction(Direction(direction).value)
+        self.generator.eval()  # dropout off too, which the recipe's own eval() keeps on
+        return {"generator": self.translation_exportable(self.generator, self.direction.value, dynamic_sides=False)}
+
+    def task_metrics(
+        self, dataset: Dataset, count: int, generator: torch.Generator, lpips_weights: str | None
+    ) -> dict[str, float]:
+        """Mean per-image L1 (in [-1, 1] units), PSNR and SSIM against the known targets of paired data."""
+        if not getattr(dataset, "paired", False):
+            return {}
+        per_image: dict[str, list[torch.Tensor]] = {"l1": [], "psnr": [], "ssim": []}
+        for batch in held_out_batches(dataset, count, self.device):
+            source, target = self.pair(batch)
+            for name, values in image_fidelity(self.generator(source).float(), target.float()).items():
+                per_image[name].append(values.cpu())
+        return {name: float(torch.cat(values).mean()) for name, values in per_image.items()}

@@ -18,79 +18,85 @@ falls linearly to zero over the last ``n_steps_decay`` steps, as the paper says
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
 
-from gantrain.labels import LabelSpec, label_spec
-from gantrain.losses import gradient_penalty, wasserstein_critic_loss, wasserstein_generator_loss
+from gantrain.errors import ConfigError
+from gantrain.inference import BATCH, EXAMPLE_BATCH, IMAGE_AXES, Exportable, example_images
+from gantrain.labels import LabelsConfig, label_spec
+from gantrain.losses import (
+    classification_loss,
+    gradient_penalty,
+    wasserstein_critic_loss,
+    wasserstein_generator_loss,
+)
 from gantrain.nets.stargan import StarGANDiscriminator, StarGANGenerator
+from gantrain.options import ImageNorm
 from gantrain.recipes.base import (
     MultiDomain,
     OptimizerFactory,
-    constant_then_linear_decay,
     frozen,
-    generator_average,
+    moving_average,
     positive_critic_steps,
+    unwrapped,
 )
 from gantrain.step import Step
+from gantrain.task_metrics import held_out_batches
 
 
 class StarGAN(MultiDomain):
     schedule_per_step = True
+    embedded_dataset = "shapes_attributes"
+    headline_metrics = ("all_kept", "classifier_accuracy")
 
     def __init__(
         self,
         image_shape: Sequence[int],
         make_optimizer: OptimizerFactory,
-        labels: dict[str, Any],
-        ngf: int = 64,
-        ndf: int = 64,
-        n_blocks: int = 6,
-        norm: str = "instance",
-        d_layers: int = 6,
-        lambda_cls: float = 1.0,
-        lambda_rec: float = 10.0,
-        lambda_gp: float = 10.0,
-        lambda_identity: float = 0.0,
-        n_critic: int = 5,
-        n_steps: int = 100000,
-        n_steps_decay: int = 100000,
-        ema_decay: float = 0.0,
+        *,
+        labels: LabelsConfig,
+        ngf: int,
+        ndf: int,
+        n_blocks: int,
+        norm: ImageNorm,
+        n_layers_d: int,
+        lambda_cls: float,
+        lambda_rec: float,
+        lambda_gp: float,
+        lambda_identity: float,
+        n_critic: int,
+        n_steps: int,
+        n_steps_decay: int,
+        ema_decay: float,
     ):
-        super().__init__(label_spec(**labels), image_shape)
+        super().__init__(label_spec(labels), image_shape)
+        if ImageNorm(norm) == ImageNorm.none:
+            raise ConfigError(
+                "StarGAN's generator normalises every layer: set model.norm=instance (the paper's) or batch."
+            )
         channels, image_size = image_shape[0], image_shape[-1]
-        self.generator = StarGANGenerator(self.labels.size, channels, ngf, n_blocks, norm)
-        self.discriminator = StarGANDiscriminator(self.labels.size, image_size, channels, ndf, d_layers)
-        self.generator_ema = generator_average(self.generator, ema_decay)
+        self.generator = StarGANGenerator(self.labels.size, channels, ngf, n_blocks, ImageNorm(norm).value)
+        self.discriminator = StarGANDiscriminator(self.labels.size, image_size, channels, ndf, n_layers_d)
+        self.generator_ema = moving_average(self.generator, ema_decay)
         self.lambda_cls, self.lambda_rec, self.lambda_gp = lambda_cls, lambda_rec, lambda_gp
         self.lambda_identity = lambda_identity
         self.n_critic = positive_critic_steps(n_critic)
         self.discriminator_steps = 0
-        self._optimizers = {
-            "generator": make_optimizer(self.generator.parameters()),
-            "discriminator": make_optimizer(self.discriminator.parameters()),
-        }
-        self._schedulers = {
-            name: constant_then_linear_decay(optimizer, n_steps, n_steps_decay)
-            for name, optimizer in self._optimizers.items()
-        }
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
+        self.set_optimizers(
+            make_optimizer, {"generator": self.generator.parameters(), "discriminator": self.discriminator.parameters()}
+        )
+        self.set_linear_decay(n_steps, n_steps_decay)
 
     @property
     def translator(self) -> nn.Module:
         """The network that translates outside training: the averaged generator where the run keeps one."""
         return self.generator if self.generator_ema is None else self.generator_ema
 
-    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-        return self._schedulers
-
     def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return classification_loss(logits, labels, self.labels)
+        return classification_loss(logits, labels, self.labels.multi_label)
 
     def train_step(self, batch: Sequence[torch.Tensor], step: Step) -> dict[str, torch.Tensor]:
         real, labels = batch[0], batch[1]
@@ -103,14 +109,14 @@ class StarGAN(MultiDomain):
             fake = self.generator(real, target_condition)
         fake_scores, _ = self.discriminator(fake)
         critic = wasserstein_critic_loss(real_scores, fake_scores)
-        real_classification = self.classification_loss(real_logits, labels)
-        penalty = gradient_penalty(
+        real_classification = self.lambda_cls * self.classification_loss(real_logits, labels)
+        penalty = self.lambda_gp * gradient_penalty(
             lambda images: self.discriminator(images)[0], real, fake, scale=step.loss_scale(real.device)
         )
-        step("discriminator", critic + self.lambda_cls * real_classification + self.lambda_gp * penalty)
+        step("discriminator", critic + real_classification + penalty)
         self.discriminator_steps += 1
         metrics = {
-            "loss/discriminator": critic.detach(),
+            "loss/discriminator": (critic + real_classification).detach(),
             "loss/discriminator_classification": real_classification.detach(),
             "critic/gradient_penalty": penalty.detach(),
             "critic/wasserstein_estimate": -critic.detach(),
@@ -120,20 +126,17 @@ class StarGAN(MultiDomain):
             fake = self.generator(real, target_condition)
             with frozen(self.discriminator):
                 fake_scores, fake_logits = self.discriminator(fake)
-            adversarial = wasserstein_generator_loss(fake_scores)
-            fake_classification = self.classification_loss(fake_logits, target_labels)
-            reconstruction = F.l1_loss(self.generator(fake, condition), real)
-            total = adversarial + self.lambda_cls * fake_classification + self.lambda_rec * reconstruction
-            metrics |= {
-                "loss/generator": adversarial.detach(),
-                "loss/generator_classification": fake_classification.detach(),
-                "loss/reconstruction": reconstruction.detach(),
+            terms = {
+                "loss/generator_adversarial": wasserstein_generator_loss(fake_scores),
+                "loss/generator_classification": self.lambda_cls * self.classification_loss(fake_logits, target_labels),
+                "loss/reconstruction": self.lambda_rec * F.l1_loss(self.generator(fake, condition), real),
             }
             if self.lambda_identity > 0:
-                identity = F.l1_loss(self.generator(real, condition), real)
-                total = total + self.lambda_identity * identity
-                metrics["loss/identity"] = identity.detach()
+                terms["loss/identity"] = self.lambda_identity * F.l1_loss(self.generator(real, condition), real)
+            total = sum(terms.values())
             step("generator", total)
+            metrics |= {name: value.detach() for name, value in terms.items()}
+            metrics["loss/generator"] = total.detach()
             if self.generator_ema is not None:
                 self.generator_ema.update_parameters(self.generator)
         return metrics
@@ -177,15 +180,49 @@ class StarGAN(MultiDomain):
     def compilable_networks(self) -> list[nn.Module]:
         return [self.generator]  # the discriminator is differentiated twice by the gradient penalty
 
+    def exportables(self, direction: str | None) -> dict[str, Exportable]:
+        """(image, condition vector) -> image, with dynamic batch and sides (multiples of 4)."""
+        self.refuse_direction(direction)
+        condition = torch.eye(EXAMPLE_BATCH, self.labels.size, device=self.device)
+        return {
+            "generator": Exportable(
+                unwrapped(self.translator),
+                {"image": example_images(self.image_shape, self.device), "condition": condition},
+                "translated",
+                {"image": IMAGE_AXES, "condition": BATCH, "translated": IMAGE_AXES},
+                size_multiple=4,  # two stride-2 convolutions, undone by two transposed ones
+                labels=self.labels.names,
+            )
+        }
+
+    def task_metrics(
+        self, dataset: Dataset, count: int, generator: torch.Generator, lpips_weights: str | None
+    ) -> dict[str, float]:
+        """Classifier accuracy on one-change translations; the dataset's judge of them where it has one.
+
+        Each held-out image is translated to every target of ``labels.one_change_targets``;
+        the judge takes those that change a label (switching on the colour or shape an
+        image already has changes nothing).
+        """
+        spec = self.labels
+        judge = getattr(dataset, "judge_label_changes", None)
+        matches, inputs, outputs, targets = [], [], [], []
+        for images, labels in held_out_batches(dataset, count, self.device):
+            for target in spec.one_change_targets(labels):
+                translated = self.translator(images, spec.condition(target))
+                matches.append((self.estimate_labels(translated) == target).flatten().cpu())
+                if judge is not None:
+                    changed = (target != labels).reshape(len(labels), -1).any(1)
+                    inputs.append(images[changed].cpu())
+                    outputs.append(translated[changed].float().cpu())
+                    targets.append(target[changed].cpu())
+        scores = {"classifier_accuracy": float(torch.cat(matches).float().mean())}
+        if judge is not None:
+            scores |= judge(torch.cat(inputs), torch.cat(outputs), torch.cat(targets))
+        return scores
+
     def get_extra_state(self) -> dict[str, int]:
         return {"discriminator_steps": self.discriminator_steps}
 
     def set_extra_state(self, state: dict[str, int]) -> None:
         self.discriminator_steps = int(state["discriminator_steps"])
-
-
-def classification_loss(logits: torch.Tensor, labels: torch.Tensor, spec: LabelSpec) -> torch.Tensor:
-    """BCE summed over attributes and averaged over images, or cross-entropy over domains."""
-    if spec.multi_label:
-        return F.binary_cross_entropy_with_logits(logits, labels.float(), reduction="sum") / logits.size(0)
-    return F.cross_entropy(logits, labels.long())

@@ -17,51 +17,61 @@ needs a pretrained landmark network, is left out.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import Dataset
 
 from gantrain.data.domains import WithReferences
 from gantrain.errors import ConfigError
-from gantrain.labels import label_spec
-from gantrain.losses import r1_penalty
+from gantrain.inference import BATCH, EXAMPLE_BATCH, Exportable, StyleTranslationModel, example_images
+from gantrain.labels import LabelsConfig, label_spec
+from gantrain.losses import adversarial_loss, r1_penalty
 from gantrain.nets.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
-from gantrain.recipes.base import FIXED_NOISE_SEED, MultiDomain, OptimizerFactory, frozen
+from gantrain.options import AdversarialLoss
+from gantrain.recipes.base import (
+    FIXED_NOISE_SEED,
+    MultiDomain,
+    OptimizerFactory,
+    frozen,
+    gaussian,
+    moving_average,
+    unwrapped,
+)
 from gantrain.step import Step
+from gantrain.task_metrics import BATCH_SIZE, held_out_batches, lpips_metric
 
 GENERATOR_GROUP = ("generator", "mapping", "style_encoder")
-
-
-def nonsaturating_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, 1.0 if real else 0.0))
+NON_SATURATING = AdversarialLoss.vanilla  # binary cross-entropy on logits: the non-saturating game
 
 
 class StarGANv2(MultiDomain):
     uses_references = True
+    inference_model = StyleTranslationModel
+    embedded_dataset = "shapes_domains"
+    headline_metrics = ("latent_all_kept", "reference_all_kept")
 
     def __init__(
         self,
         image_shape: Sequence[int],
         make_optimizer: OptimizerFactory,
-        labels: dict[str, Any],
-        latent_dim: int = 16,
-        style_dim: int = 64,
-        mapping_width: int = 512,
-        base_width: int | None = None,
-        max_width: int = 512,
-        lambda_r1: float = 1.0,
-        lambda_style: float = 1.0,
-        lambda_diversity: float = 1.0,
-        diversity_decay_steps: int = 100000,
-        lambda_cycle: float = 1.0,
-        mapping_lr: float = 1e-6,
-        ema_decay: float = 0.999,
+        *,
+        labels: LabelsConfig,
+        latent_dim: int,
+        style_dim: int,
+        mapping_width: int,
+        base_width: int | None,
+        max_width: int,
+        lambda_r1: float,
+        lambda_style: float,
+        lambda_diversity: float,
+        diversity_decay_steps: int,
+        lambda_cycle: float,
+        mapping_lr: float,
+        ema_decay: float,
     ):
-        spec = label_spec(**labels)
+        spec = label_spec(labels)
         if spec.multi_label:
             raise ConfigError(
                 "StarGAN v2 translates between domains, exactly one per image, but this dataset labels images "
@@ -75,23 +85,23 @@ class StarGANv2(MultiDomain):
         self.mapping = MappingNetwork(domains, latent_dim, style_dim, mapping_width)
         self.style_encoder = StyleEncoder(image_size, domains, channels, style_dim, base_width, max_width)
         self.discriminator = Discriminator(image_size, domains, channels, base_width, max_width)
-        average = get_ema_multi_avg_fn(ema_decay)
+        # the reference averages with a fixed decay from the first update (no warm-up)
         self.generator_ema, self.mapping_ema, self.style_encoder_ema = (
-            AveragedModel(network, multi_avg_fn=average, use_buffers=True).requires_grad_(False)
+            moving_average(network, ema_decay, warm_up=False)
             for network in (self.generator, self.mapping, self.style_encoder)
         )
         self.lambda_r1, self.lambda_style, self.lambda_cycle = lambda_r1, lambda_style, lambda_cycle
         self.lambda_diversity, self.diversity_decay_steps = lambda_diversity, diversity_decay_steps
         self.iterations = 0
-        self._optimizers = {
-            "generator": make_optimizer(self.generator.parameters()),
-            "mapping": make_optimizer(self.mapping.parameters(), lr=mapping_lr),
-            "style_encoder": make_optimizer(self.style_encoder.parameters()),
-            "discriminator": make_optimizer(self.discriminator.parameters()),
-        }
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
+        self.set_optimizers(
+            make_optimizer,
+            {
+                "generator": self.generator.parameters(),
+                "mapping": (self.mapping.parameters(), {"lr": mapping_lr}),
+                "style_encoder": self.style_encoder.parameters(),
+                "discriminator": self.discriminator.parameters(),
+            },
+        )
 
     def training_data(self, dataset: Dataset, seed: int | None = None) -> Dataset:
         return WithReferences(dataset, seed)
@@ -107,9 +117,7 @@ class StarGANv2(MultiDomain):
         self, count: int, device: torch.device, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Latent codes z ~ N(0, I): from ``generator`` (on the CPU) when given, else from the global RNG."""
-        if generator is None:
-            return torch.randn(count, self.latent_dim, device=device)
-        return torch.randn(count, self.latent_dim, generator=generator).to(device)
+        return gaussian(count, self.latent_dim, device, generator)
 
     def discriminator_loss(
         self,
@@ -125,7 +133,8 @@ class StarGANv2(MultiDomain):
         with torch.no_grad():
             fake = self.generator(real, target_style)
         fake_logits = self.discriminator(fake, target)
-        real_loss, fake_loss = nonsaturating_loss(real_logits, True), nonsaturating_loss(fake_logits, False)
+        real_loss = adversarial_loss(real_logits, True, NON_SATURATING)
+        fake_loss = adversarial_loss(fake_logits, False, NON_SATURATING)
         return real_loss + fake_loss + self.lambda_r1 * penalty, {
             "real": real_loss.detach(),
             "fake": fake_loss.detach(),
@@ -142,7 +151,7 @@ class StarGANv2(MultiDomain):
         """Adversarial + style + cycle - diversity, for two target styles of the same domain."""
         fake = self.generator(real, styles[0])
         with frozen(self.discriminator):
-            adversarial = nonsaturating_loss(self.discriminator(fake, target), True)
+            adversarial = adversarial_loss(self.discriminator(fake, target), True, NON_SATURATING, generator=True)
         style = F.l1_loss(self.style_encoder(fake, target), styles[0])
         diversity = F.l1_loss(fake, self.generator(real, styles[1]).detach())
         cycle = F.l1_loss(self.generator(fake, self.style_encoder(real, labels)), real)
@@ -166,28 +175,25 @@ class StarGANv2(MultiDomain):
         metrics = {}
 
         with torch.no_grad():
-            latent_style = self.mapping(latents[0], target)
-        loss, parts = self.discriminator_loss(real, labels, target, latent_style, step.loss_scale(real.device))
-        step("discriminator", loss)
-        metrics |= {f"discriminator_latent/{name}": value for name, value in parts.items()}
-        with torch.no_grad():
-            reference_style = self.style_encoder(references[0], target)
-        loss, parts = self.discriminator_loss(real, labels, target, reference_style, step.loss_scale(real.device))
-        step("discriminator", loss)
-        metrics |= {f"discriminator_reference/{name}": value for name, value in parts.items()}
-        metrics["loss/discriminator"] = loss.detach()
+            styles = {"latent": self.mapping(latents[0], target), "reference": self.style_encoder(references[0], target)}
+        adversarial = []
+        for guide, style in styles.items():
+            loss, parts = self.discriminator_loss(real, labels, target, style, step.loss_scale(real.device))
+            step("discriminator", loss)
+            metrics |= {f"discriminator_{guide}/{name}": value for name, value in parts.items()}
+            adversarial.append(parts["real"] + parts["fake"])
+        metrics["loss/discriminator"] = sum(adversarial)
 
-        loss, parts = self.generator_loss(
-            real, labels, target, tuple(self.mapping(z, target) for z in latents)
-        )
-        step(GENERATOR_GROUP, loss)
+        latent_loss, parts = self.generator_loss(real, labels, target, tuple(self.mapping(z, target) for z in latents))
+        step(GENERATOR_GROUP, latent_loss)
         metrics |= {f"generator_latent/{name}": value for name, value in parts.items()}
         with frozen(self.mapping), frozen(self.style_encoder):
-            styles = tuple(self.style_encoder(image, target) for image in references)
-            loss, parts = self.generator_loss(real, labels, target, styles)
+            reference_styles = tuple(self.style_encoder(image, target) for image in references)
+            loss, reference_parts = self.generator_loss(real, labels, target, reference_styles)
         step("generator", loss)
-        metrics |= {f"generator_reference/{name}": value for name, value in parts.items()}
-        metrics["loss/generator"] = loss.detach()
+        metrics |= {f"generator_reference/{name}": value for name, value in reference_parts.items()}
+        metrics["loss/generator"] = (latent_loss + loss).detach()
+        metrics["loss/generator_adversarial"] = parts["adversarial"] + reference_parts["adversarial"]
 
         for average, network in (
             (self.generator_ema, self.generator),
@@ -252,6 +258,103 @@ class StarGANv2(MultiDomain):
         domains = torch.randint(self.labels.size, (real.size(0),), generator=generator).to(real.device)
         styles = self.mapping_ema(self.latent(real.size(0), real.device, generator), domains)
         return self.generator_ema(real, styles), real
+
+    def exportables(self, direction: str | None) -> dict[str, Exportable]:
+        """The averaged generator (image, style) -> image, mapping network (latent, domain) -> style and style
+        encoder (image, domain) -> style, at the training size with a dynamic batch; style codes are unbounded."""
+        self.refuse_direction(direction)
+        device = self.device
+        domains = torch.arange(EXAMPLE_BATCH, device=device) % self.labels.size
+        images = example_images(self.image_shape, device)
+        with torch.no_grad():
+            style = self.mapping_ema(self.latent(EXAMPLE_BATCH, device), domains)
+        names = self.labels.names
+        return {
+            "generator": Exportable(
+                unwrapped(self.generator_ema),
+                {"image": images, "style": style},
+                "translated",
+                {"image": BATCH, "style": BATCH, "translated": BATCH},
+                output_range="unbounded (no tanh: clamp to [-1, 1])",
+                # F.interpolate(scale_factor=2) with an int factor does not compile; the graph has no input-dependent branch
+                scriptable=False,
+            ),
+            "mapping": Exportable(
+                unwrapped(self.mapping_ema),
+                {"latent": self.latent(EXAMPLE_BATCH, device), "domain": domains},
+                "style",
+                {"latent": BATCH, "domain": BATCH, "style": BATCH},
+                output_range="unbounded",
+                strict=True,
+                labels=names,
+            ),
+            "style_encoder": Exportable(
+                unwrapped(self.style_encoder_ema),
+                {"image": images, "domain": domains},
+                "style",
+                {"image": BATCH, "domain": BATCH, "style": BATCH},
+                output_range="unbounded",
+                strict=True,
+                labels=names,
+            ),
+        }
+
+    def task_metrics(
+        self, dataset: Dataset, count: int, generator: torch.Generator, lpips_weights: str | None
+    ) -> dict[str, float]:
+        """The dataset's judge of one-attribute changes (random and reference styles), where it has one;
+        LPIPS diversity, given local AlexNet weights."""
+        scores = {}
+        if getattr(dataset, "judge_label_changes", None) is not None:
+            scores |= self.judged_changes(dataset, count, generator)
+        if lpips_weights is not None:
+            scores["lpips_diversity"] = self.lpips_diversity(dataset, count, generator, lpips_weights)
+        return scores
+
+    def judged_changes(self, dataset: Dataset, count: int, generator: torch.Generator) -> dict[str, float]:
+        """The judge of one-attribute changes, with random styles (``latent_``) and with reference styles
+        (``reference_``).  The reference for translation n is the n-th held-out image of its target domain
+        (cycling), so every translation gets a different one."""
+        device = self.device
+        changes = dataset.one_attribute_changes(count)
+        images = torch.stack([dataset[item][0] for item in range(min(count, len(dataset)))])
+        inputs = images[[item for item, _ in changes]]
+        domains = torch.tensor([int(label) for _, label in changes])
+        latents = self.latent(len(changes), device, generator)
+        pool = dataset.domain_indices()
+        picks = [pool[domain][n % len(pool[domain])] for n, domain in enumerate(domains.tolist())]
+        style_sources = {
+            "latent": lambda chunk: self.mapping_ema(latents[chunk], domains[chunk].to(device)),
+            "reference": lambda chunk: self.style_encoder_ema(
+                torch.stack([dataset[pick][0] for pick in picks[chunk]]).to(device), domains[chunk].to(device)
+            ),
+        }
+        scores = {}
+        for guide, styles in style_sources.items():
+            outputs = []
+            for start in range(0, len(changes), BATCH_SIZE):
+                chunk = slice(start, start + BATCH_SIZE)
+                outputs.append(self.generator_ema(inputs[chunk].to(device), styles(chunk)).float().cpu())
+            judged = dataset.judge_label_changes(inputs, torch.cat(outputs), domains)
+            scores |= {f"{guide}_{name}": value for name, value in judged.items()}
+        return scores
+
+    def lpips_diversity(self, dataset: Dataset, count: int, generator: torch.Generator, weights: str) -> float:
+        """Mean LPIPS between two outputs of one input rendered in random styles, for every other domain."""
+        device = self.device
+        metric = lpips_metric(weights).to(device)
+        domains = self.labels.size
+
+        def random_style_output(images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            styles = self.mapping_ema(self.latent(len(images), device, generator), target)
+            # LPIPS takes RGB images in [-1, 1]: grey ones are repeated over three channels
+            return self.generator_ema(images, styles).float().clamp(-1, 1).expand(-1, 3, -1, -1)
+
+        for images, labels in held_out_batches(dataset, count, device):
+            for shift in range(1, domains):
+                target = (labels + shift) % domains
+                metric.update(random_style_output(images, target), random_style_output(images, target))
+        return float(metric.compute())
 
     def compilable_networks(self) -> list[nn.Module]:
         # the discriminator is differentiated twice by R1

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 import torch
 
-from gantrain.config import Norm
 from gantrain.losses import clip_weights, wasserstein_critic_loss, wasserstein_generator_loss
+from gantrain.nets.dcgan import dcgan_networks
+from gantrain.options import Norm
 from gantrain.recipes.base import NoiseToImage, OptimizerFactory, frozen, positive_critic_steps
-from gantrain.recipes.dcgan import dcgan_networks
 from gantrain.step import Step
 
 
@@ -23,19 +23,20 @@ class WGAN(NoiseToImage):
         self,
         image_shape: Sequence[int],
         make_optimizer: OptimizerFactory,
-        nz: int = 100,
-        ngf: int = 64,
-        ndf: int = 64,
-        critic_norm: Norm = Norm.batch,
-        n_critic: int = 5,
-        long_critic_iterations: int = 100,
-        warmup_generator_steps: int = 25,
-        long_critic_every: int = 500,
-        clip_value: float = 0.01,
-        ema_decay: float = 0.0,
+        *,
+        nz: int,
+        ngf: int,
+        ndf: int,
+        critic_norm: Norm,
+        n_critic: int,
+        long_critic_iterations: int,
+        warmup_generator_steps: int,
+        long_critic_every: int,
+        clip_value: float,
+        ema_decay: float,
     ):
         generator, critic = dcgan_networks(image_shape, nz, ngf, ndf, critic_norm)
-        super().__init__(generator, critic, nz, make_optimizer, ema_decay)
+        super().__init__(image_shape, make_optimizer, generator, critic, nz, ema_decay)
         self.n_critic = positive_critic_steps(n_critic)
         self.long_critic_iterations = long_critic_iterations
         self.warmup_generator_steps = warmup_generator_steps
@@ -54,7 +55,7 @@ class WGAN(NoiseToImage):
         return self.n_critic
 
     def critic_penalty(self, real: torch.Tensor, fake: torch.Tensor, step: Step) -> dict[str, torch.Tensor]:
-        """Extra critic loss terms; weight clipping needs none."""
+        """Extra critic loss terms, weighted; weight clipping needs none."""
         return {}
 
     def after_critic_step(self) -> None:

@@ -7,28 +7,29 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from gantrain.config import Norm
 from gantrain.errors import ConfigError
 from gantrain.losses import gradient_penalty
+from gantrain.options import Norm
 from gantrain.recipes.base import OptimizerFactory
 from gantrain.recipes.wgan import WGAN
 from gantrain.step import Step
 
 
 class WGANGP(WGAN):
-    """WGAN without clipping or the long critic warm-up; lambda * penalty added to the critic loss."""
+    """WGAN without clipping or the long critic warm-up; lambda_gp * penalty added to the critic loss."""
 
     def __init__(
         self,
         image_shape: Sequence[int],
         make_optimizer: OptimizerFactory,
-        nz: int = 100,
-        ngf: int = 64,
-        ndf: int = 64,
-        critic_norm: Norm = Norm.layer,
-        n_critic: int = 5,
-        gp_weight: float = 10.0,
-        ema_decay: float = 0.0,
+        *,
+        nz: int,
+        ngf: int,
+        ndf: int,
+        critic_norm: Norm,
+        n_critic: int,
+        lambda_gp: float,
+        ema_decay: float,
     ):
         if Norm(critic_norm) == Norm.batch:
             raise ConfigError(
@@ -36,14 +37,15 @@ class WGANGP(WGAN):
                 "set model.critic_norm=layer (the paper's choice) or model.critic_norm=none."
             )
         super().__init__(
-            image_shape, make_optimizer, nz, ngf, ndf, critic_norm, n_critic, long_critic_iterations=0,
+            image_shape, make_optimizer, nz=nz, ngf=ngf, ndf=ndf, critic_norm=critic_norm, n_critic=n_critic,
+            long_critic_iterations=0, warmup_generator_steps=0, long_critic_every=0, clip_value=0.0,
             ema_decay=ema_decay,
         )
-        self.gp_weight = gp_weight
+        self.lambda_gp = lambda_gp
 
     def critic_penalty(self, real: torch.Tensor, fake: torch.Tensor, step: Step) -> dict[str, torch.Tensor]:
         penalty = gradient_penalty(self.discriminator, real, fake, scale=step.loss_scale(real.device))
-        return {"gradient_penalty": self.gp_weight * penalty}
+        return {"gradient_penalty": self.lambda_gp * penalty}
 
     def after_critic_step(self) -> None:
         """No clipping: the penalty does its job."""
