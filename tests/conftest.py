@@ -1,73 +1,16 @@
-"""Helpers to run the real command line and read back what a run wrote."""
+"""Fixtures that several test files use; plain helpers are in helpers.py."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from helpers import DOMAIN_COUNTS, TRAINING, grey_level, run_entry_point, write_attribute_file
+from PIL import Image
 
-from gantrain.errors import DatasetError
-
-# Small networks and batches: every model trains through the real CLI in seconds.
-TINY = [
-    "device=cpu",
-    "trainer.batch_size=8",
-    "trainer.log_every=2",
-    "trainer.sample_every=4",
-    "trainer.checkpoint_every=4",
-    "trainer.num_samples=16",
-    "dataset.num_samples=256",
-]
-TINY_MODEL = {
-    "gan": ["model.g_hidden=[64,64]", "model.d_hidden=[64,32]"],
-    "dcgan": ["model.ngf=8", "model.ndf=8"],
-    "wgan": ["model.ngf=8", "model.ndf=8", "model.n_critic=2", "model.long_critic_iterations=0"],
-    "wgan_gp": ["model.ngf=8", "model.ndf=8", "model.n_critic=2"],
-}
-
-
-def tiny(model: str, *extra: str) -> list[str]:
-    return [f"model={model}", *TINY, *TINY_MODEL[model], *extra]
-
-
-def run_cli(*args: str, cwd: Path, module: str = "gantrain", check: bool = True, env: dict[str, str] | None = None,
-            **kwargs) -> subprocess.CompletedProcess:
-    """``python -m <module> args`` in ``cwd``, as a user would type it (in ``env``, default this process's)."""
-    env = {k: v for k, v in (os.environ if env is None else env).items() if k != "HYDRA_FULL_ERROR"}
-    result = subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False, **kwargs
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
-    return result
-
-
-def read_events(run_dir: Path) -> tuple[dict[str, dict[int, float]], dict[str, list[int]]]:
-    """All scalars (tag -> step -> value) and image tags (tag -> steps) of a run directory.
-
-    Read as TensorBoard reads it: every event file in order, with the steps a resumed
-    run purged dropped.
-    """
-    assert list(run_dir.glob("events.out.tfevents.*")), f"no TensorBoard event files in {run_dir}"
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0}).Reload()
-    scalars = {tag: {e.step: e.value for e in accumulator.Scalars(tag)} for tag in accumulator.Tags()["scalars"]}
-    images = {tag: [e.step for e in accumulator.Images(tag)] for tag in accumulator.Tags()["images"]}
-    return scalars, images
-
-
-def expected_error(call, *fragments: str) -> str:
-    """``call`` raises a one-paragraph DatasetError that contains every fragment; its message."""
-    with pytest.raises(DatasetError) as raised:
-        call()
-    message = str(raised.value)
-    assert "\n" not in message
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
+import gantrain.cli
 
 
 @pytest.fixture
@@ -76,3 +19,44 @@ def workdir(tmp_path: Path) -> Path:
     path = tmp_path / "work"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """The run directory of a tiny model of a family, trained for two steps on first use."""
+    root = tmp_path_factory.getbasetemp() / "trained"
+
+    def run(family: str) -> Path:
+        directory = root / family
+        if not (directory / "checkpoints" / "last.pt").is_file():
+            run_entry_point(gantrain.cli.main, *TRAINING[family], "trainer.max_steps=2", "trainer.progress=false",
+                            f"hydra.run.dir={directory}")
+        return directory
+
+    return run
+
+
+@pytest.fixture
+def celeba_root(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    """30 faces, left half white and right half black (so a flip shows), and their attribute table."""
+    root = tmp_path / "celeba"
+    values = write_attribute_file(root / "list_attr_celeba.txt", 30)
+    face = Image.new("RGB", (178, 218), (0, 0, 0))
+    face.paste((255, 255, 255), (0, 0, 89, 218))
+    (root / "img_align_celeba").mkdir()
+    for number in range(30):
+        face.save(root / "img_align_celeba" / f"{number + 1:06d}.jpg", quality=100)
+    return root, values
+
+
+@pytest.fixture
+def domains_root(tmp_path: Path) -> Path:
+    """train/ and val/ with three domains of unequal sizes; each 20x16 image's grey level names it."""
+    root = tmp_path / "afhq"
+    for split, counts in DOMAIN_COUNTS.items():
+        for domain, (name, count) in enumerate(counts.items()):
+            for number in range(count):
+                folder = root / split / name / ("sub" if number == 2 else "")  # searched recursively
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.new("RGB", (20, 16), (grey_level(domain, number),) * 3).save(folder / f"{number}.png")
+    return root

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_entry_point
 from PIL import Image
-from test_export import run_entry_point, trained_run  # noqa: F401  (fixture)
 from torchvision.transforms.functional import pil_to_tensor
 
 import gantrain
@@ -40,7 +40,7 @@ def assert_same_pixels(images: torch.Tensor, files: list[Path], levels: int = 0)
         assert (ours.int() - written.int()).abs().max() <= levels, file.name
 
 
-def test_noise_model_generates_what_gantrain_sample_writes(trained_run, tmp_path):  # noqa: F811
+def test_noise_model_generates_what_gantrain_sample_writes(trained_run, tmp_path):
     run = trained_run("dcgan")
     run_entry_point(gantrain.sample.main, f"checkpoint={run}", f"output={tmp_path}", "num_samples=10", "device=cpu")
     model = gantrain.load(run)
@@ -53,7 +53,7 @@ def test_noise_model_generates_what_gantrain_sample_writes(trained_run, tmp_path
 
 
 def test_translation_model_translates_paths_pil_images_and_tensors_as_gantrain_translate(
-    trained_run, tmp_path  # noqa: F811
+    trained_run, tmp_path
 ):
     run = trained_run("cyclegan")
     photos = [write_noise_image(tmp_path / "photos" / f"{name}.png", (37, 23), seed) for seed, name in enumerate("ab")]
@@ -76,7 +76,7 @@ def test_translation_model_translates_paths_pil_images_and_tensors_as_gantrain_t
     assert pix2pix.translate(unit_tensor(photos[0])).shape == (1, 3, 23, 37)
 
 
-def test_stargan_model_applies_named_targets_as_gantrain_translate(trained_run, tmp_path):  # noqa: F811
+def test_stargan_model_applies_named_targets_as_gantrain_translate(trained_run, tmp_path):
     run = trained_run("stargan")
     photo = write_noise_image(tmp_path / "in" / "a.png", (50, 30), 0)
     run_entry_point(gantrain.translate.main, f"checkpoint={run}", f"input={photo}", f"output={tmp_path / 'out'}",
@@ -90,7 +90,7 @@ def test_stargan_model_applies_named_targets_as_gantrain_translate(trained_run, 
 
 
 def test_stargan_v2_model_renders_random_and_reference_styles_as_gantrain_translate(
-    trained_run, tmp_path  # noqa: F811
+    trained_run, tmp_path
 ):
     run = trained_run("stargan_v2")
     photo = write_noise_image(tmp_path / "in" / "a.png", (50, 30), 0)
@@ -132,7 +132,7 @@ def test_stargan_v2_model_renders_random_and_reference_styles_as_gantrain_transl
     ids=["range", "channels", "sizes", "direction", "type", "file", "pix2pix-direction", "no-target",
          "unknown-attribute", "unknown-domain", "count"],
 )
-def test_api_errors_say_what_to_pass(family, call, message, trained_run):  # noqa: F811
+def test_api_errors_say_what_to_pass(family, call, message, trained_run):
     with pytest.raises(GantrainError) as raised:
         call(gantrain.load(trained_run(family)))
     assert message in str(raised.value)

@@ -6,11 +6,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import read_events, run_cli, tiny
+from helpers import assert_same_training, final_state, read_events, run_cli, tiny
 
 from gantrain.checkpoint import load_checkpoint
 
@@ -62,37 +61,6 @@ def test_default_run_takes_the_shapes_tuning_and_the_paper_settings_stay_reachab
     paper = run_cli("--cfg", "job", "~tuning", cwd=workdir).stdout
     assert "ngf: 64" in paper and "ema_decay: 0.0" in paper
     assert "ngf: 64" in run_cli("--cfg", "job", "dataset=mnist", cwd=workdir).stdout  # tuned for shapes only
-
-
-def final_state(run_dir: Path) -> dict:
-    return load_checkpoint(run_dir / "checkpoints" / "last.pt")
-
-
-def assert_equal_states(a, b, where: str = "") -> None:
-    """Equal nested dicts / lists of tensors and plain values."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for key in a:
-            assert_equal_states(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), where
-    else:
-        assert a == b, where
-
-
-def assert_same_training(straight: Path, resumed: Path) -> None:
-    a, b = final_state(straight), final_state(resumed)
-    assert a["step"] == b["step"]
-    assert_equal_states(a["recipe"], b["recipe"])
-    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
-    assert_equal_states(a["optimizers"], b["optimizers"])
-    assert_equal_states(a["schedulers"], b["schedulers"])
-    losses_a, _ = read_events(straight)
-    losses_b, _ = read_events(resumed)
-    for tag in ("loss/generator", "loss/discriminator"):
-        # every step the straight run logged, with the same value (the stopped run may add its last step)
-        assert losses_a[tag] == {step: losses_b[tag][step] for step in losses_a[tag]}, tag
-    assert set(range(2, a["step"] + 1, 2)) <= set(losses_b["loss/discriminator"])  # none lost or purged
 
 
 @pytest.mark.parametrize("model", ["dcgan", "wgan"])

@@ -10,10 +10,8 @@ import os
 
 import pytest
 import torch
-from conftest import read_events, run_cli
+from helpers import ALL_MODELS, read_events, recompilations, run_cli
 from PIL import Image
-from test_fast_path import MODELS as CPU_MODELS
-from test_fast_path import recompilations
 
 from gantrain.checkpoint import load_checkpoint
 
@@ -24,7 +22,7 @@ def on_cuda(args: list[str]) -> list[str]:
     return [arg for arg in args if arg != "device=cpu"] + ["device=cuda"]
 
 
-MODELS = {model: on_cuda(args) for model, args in CPU_MODELS.items()}
+MODELS = {model: on_cuda(args) for model, args in ALL_MODELS.items()}
 
 
 SERVE = {

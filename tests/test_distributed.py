@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import tiny
+from helpers import tiny
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 

@@ -19,9 +19,7 @@ import onnx
 import onnxruntime
 import pytest
 import torch
-from conftest import tiny
-from test_multidomain_cli import SHAPES, STARGAN, STARGAN_V2
-from test_translation_cli import CYCLEGAN, PIX2PIX
+from helpers import run_entry_point
 
 import gantrain.cli
 import gantrain.export
@@ -29,16 +27,6 @@ from gantrain.trained import load_trained
 
 TOLERANCE = 1e-4  # fp32, largest absolute difference from eager PyTorch
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
-TRAINING = {
-    "gan": tiny("gan"),
-    "dcgan": tiny("dcgan", "model.ema_decay=0.999"),  # exports the averaged generator
-    "wgan": tiny("wgan"),
-    "wgan_gp": tiny("wgan_gp"),
-    "cyclegan": [*CYCLEGAN, "dataset=shapes_unpaired", "dataset.num_samples=16"],
-    "pix2pix": [*PIX2PIX, "dataset=shapes_paired", "dataset.num_samples=16"],
-    "stargan": [*STARGAN, "dataset=shapes_attributes", *SHAPES],
-    "stargan_v2": [*STARGAN_V2, "dataset=shapes_domains", *SHAPES],
-}
 # export target -> (gantrain-export arguments, the eager network it must match)
 TARGETS: dict[str, tuple[list[str], Callable[[Any], torch.nn.Module]]] = {
     "gan": ([], lambda recipe: recipe.generator),
@@ -58,30 +46,6 @@ TARGETS: dict[str, tuple[list[str], Callable[[Any], torch.nn.Module]]] = {
 ONNX_TARGETS = [target for target in TARGETS if target not in ("wgan", "wgan_gp", "cyclegan-BtoA")]
 # a batch of 3 at the training size (32), then one image of another size where the sides are dynamic
 SIZES = [{"batch": 3, "height": 32, "width": 32}, {"batch": 1, "height": 24, "width": 40}]
-
-
-def run_entry_point(main: Callable[[], Any], *args: str) -> None:
-    """``main`` as its console script runs it with ``args``, but in this process."""
-    argv, sys.argv = sys.argv, [main.__module__, *args]
-    try:
-        main()
-    finally:
-        sys.argv = argv
-
-
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """The run directory of a tiny model of a family, trained for two steps on first use."""
-    root = tmp_path_factory.getbasetemp() / "trained"
-
-    def run(family: str) -> Path:
-        directory = root / family
-        if not (directory / "checkpoints" / "last.pt").is_file():
-            run_entry_point(gantrain.cli.main, *TRAINING[family], "trainer.max_steps=2", "trainer.progress=false",
-                            f"hydra.run.dir={directory}")
-        return directory
-
-    return run
 
 
 def export(run: Path, output: Path, *args: str) -> dict[str, Any]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import run_cli
+from helpers import CYCLEGAN, PIX2PIX, run_cli
 from PIL import Image
-from test_translation_cli import CYCLEGAN, PIX2PIX
 
 from gantrain.inference import fit_and_translate
 from gantrain.recipes.base import ImageToImage

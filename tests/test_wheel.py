@@ -8,7 +8,7 @@ import sysconfig
 import venv
 from pathlib import Path
 
-from conftest import read_events, tiny
+from helpers import read_events, tiny
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import optuna
-from conftest import run_cli, tiny
+from helpers import run_cli, tiny
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 

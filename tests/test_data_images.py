@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets.utils
-from conftest import expected_error
+from helpers import expected_error
 from PIL import Image
 from torchvision.datasets import CIFAR10, MNIST
 

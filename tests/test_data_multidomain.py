@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import expected_error
+from helpers import CELEBA_ATTRIBUTES, expected_error, write_attribute_file
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -21,77 +21,7 @@ from gantrain.data.shapes_attributes import (
     prototype_colour,
 )
 
-CELEBA_ATTRIBUTES = [  # line 2 of the official list_attr_celeba.txt
-    "5_o_Clock_Shadow",
-    "Arched_Eyebrows",
-    "Attractive",
-    "Bags_Under_Eyes",
-    "Bald",
-    "Bangs",
-    "Big_Lips",
-    "Big_Nose",
-    "Black_Hair",
-    "Blond_Hair",
-    "Blurry",
-    "Brown_Hair",
-    "Bushy_Eyebrows",
-    "Chubby",
-    "Double_Chin",
-    "Eyeglasses",
-    "Goatee",
-    "Gray_Hair",
-    "Heavy_Makeup",
-    "High_Cheekbones",
-    "Male",
-    "Mouth_Slightly_Open",
-    "Mustache",
-    "Narrow_Eyes",
-    "No_Beard",
-    "Oval_Face",
-    "Pale_Skin",
-    "Pointy_Nose",
-    "Receding_Hairline",
-    "Rosy_Cheeks",
-    "Sideburns",
-    "Smiling",
-    "Straight_Hair",
-    "Wavy_Hair",
-    "Wearing_Earrings",
-    "Wearing_Hat",
-    "Wearing_Lipstick",
-    "Wearing_Necklace",
-    "Wearing_Necktie",
-    "Young",
-]
-DOMAIN_COUNTS = {"train": {"cat": 3, "dog": 1, "wild": 2}, "val": {"cat": 1, "dog": 2, "wild": 1}}
-
-
 # CelebA attributes
-
-
-def write_attribute_file(path: Path, count: int, seed: int = 0) -> np.ndarray:
-    """A list_attr_celeba.txt for 000001.jpg ... with random +-1 values, spaced like the official file."""
-    values = np.where(np.random.default_rng(seed).random((count, len(CELEBA_ATTRIBUTES))) < 0.4, 1, -1)
-    rows = [
-        f"{number + 1:06d}.jpg " + " ".join(f"{value:2d}" for value in row)
-        for number, row in enumerate(values)
-    ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join([str(count), " ".join(CELEBA_ATTRIBUTES), *rows]) + "\n")
-    return values
-
-
-@pytest.fixture
-def celeba_root(tmp_path: Path) -> tuple[Path, np.ndarray]:
-    """30 faces, left half white and right half black (so a flip shows), and their attribute table."""
-    root = tmp_path / "celeba"
-    values = write_attribute_file(root / "list_attr_celeba.txt", 30)
-    face = Image.new("RGB", (178, 218), (0, 0, 0))
-    face.paste((255, 255, 255), (0, 0, 89, 218))
-    (root / "img_align_celeba").mkdir()
-    for number in range(30):
-        face.save(root / "img_align_celeba" / f"{number + 1:06d}.jpg", quality=100)
-    return root, values
 
 
 def test_celeba_labels_are_the_chosen_attributes(celeba_root) -> None:
@@ -204,27 +134,10 @@ def test_celeba_flip_mirrors_some_faces_only_when_asked(celeba_root) -> None:
 # Domain folders
 
 
-def grey_level(domain: int, number: int) -> int:
-    return 40 * domain + 10 * number + 20
-
-
 def decode(image: torch.Tensor) -> tuple[int, int]:
     """(domain, file number) of an image made of grey_level."""
     level = round((float(image.mean()) + 1) * 127.5) - 20
     return level // 40, (level % 40) // 10
-
-
-@pytest.fixture
-def domains_root(tmp_path: Path) -> Path:
-    """train/ and val/ with three domains of unequal sizes; each 20x16 image's grey level names it."""
-    root = tmp_path / "afhq"
-    for split, counts in DOMAIN_COUNTS.items():
-        for domain, (name, count) in enumerate(counts.items()):
-            for number in range(count):
-                folder = root / split / name / ("sub" if number == 2 else "")  # searched recursively
-                folder.mkdir(parents=True, exist_ok=True)
-                Image.new("RGB", (20, 16), (grey_level(domain, number),) * 3).save(folder / f"{number}.png")
-    return root
 
 
 def test_balanced_domains_cycle_and_repeat_smaller_ones(domains_root: Path) -> None:

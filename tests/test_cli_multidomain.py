@@ -7,24 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import read_events, run_cli
+from helpers import MULTIDOMAIN_SHAPES, STARGAN, STARGAN_V2, assert_same_training, read_events, run_cli
 from PIL import Image
-from test_cli import assert_same_training
-from test_multidomain_data import celeba_root, domains_root  # noqa: F401  (fixtures)
 
 from gantrain.checkpoint import load_checkpoint
 
-TINY = ["device=cpu", "trainer.batch_size=4", "trainer.log_every=1", "trainer.sample_every=4",
-        "trainer.checkpoint_every=100", "trainer.num_samples=3"]
-STARGAN = ["model=stargan", "model.ngf=8", "model.ndf=8", "model.n_blocks=1", "model.n_layers_d=3",
-           "model.n_critic=2", *TINY]
-STARGAN_V2 = ["model=stargan_v2", "model.base_width=8", "model.max_width=16", "model.mapping_width=16",
-              "model.style_dim=8", "model.latent_dim=4", *TINY]
-SHAPES = ["dataset.num_samples=32"]
-
 
 def test_stargan_trains_on_the_embedded_attributes(workdir):
-    run_cli(*STARGAN, "dataset=shapes_attributes", *SHAPES, "trainer.max_steps=4", "hydra.run.dir=run", cwd=workdir)
+    run_cli(*STARGAN, "dataset=shapes_attributes", *MULTIDOMAIN_SHAPES, "trainer.max_steps=4", "hydra.run.dir=run", cwd=workdir)
     scalars, images = read_events(workdir / "run")
     assert set(scalars["loss/discriminator"]) == {1, 2, 3, 4}
     assert min(scalars["loss/generator"]) == 2  # the first generator step is the n_critic=2-th
@@ -41,7 +31,7 @@ def test_stargan_trains_on_the_embedded_attributes(workdir):
 
 def test_stargan_v2_trains_on_the_embedded_domains_and_resumes_exactly(workdir):
     # The shapes tuning turns the diversity loss off; switch it on to see its decay survive the resume.
-    args = [*STARGAN_V2, "dataset=shapes_domains", *SHAPES, "model.lambda_diversity=2", "model.diversity_decay_steps=100"]
+    args = [*STARGAN_V2, "dataset=shapes_domains", *MULTIDOMAIN_SHAPES, "model.lambda_diversity=2", "model.diversity_decay_steps=100"]
     run_cli(*args, "trainer.max_steps=4", "hydra.run.dir=straight", cwd=workdir)
     run_cli(*args, "trainer.max_steps=2", "hydra.run.dir=resumed", cwd=workdir)
     run_cli("resume=resumed", "trainer.max_steps=4", cwd=workdir)
@@ -52,7 +42,7 @@ def test_stargan_v2_trains_on_the_embedded_domains_and_resumes_exactly(workdir):
     assert set(images) == {"samples/real", "samples/latent_guided", "samples/reference_guided"}
 
 
-def test_stargan_on_a_celeba_folder_with_chosen_attributes(workdir, celeba_root):  # noqa: F811
+def test_stargan_on_a_celeba_folder_with_chosen_attributes(workdir, celeba_root):
     root, _ = celeba_root
     run_cli(*STARGAN, "dataset=celeba", f"dataset.path={root}", "dataset.split=all", "dataset.image_size=16",
             "dataset.attributes=[Eyeglasses,Smiling,Black_Hair,Blond_Hair]", "trainer.max_steps=2",
@@ -63,7 +53,7 @@ def test_stargan_on_a_celeba_folder_with_chosen_attributes(workdir, celeba_root)
     assert "samples/translations" in read_events(workdir / "run")[1]
 
 
-def test_stargan_v2_on_domain_folders(workdir, domains_root):  # noqa: F811
+def test_stargan_v2_on_domain_folders(workdir, domains_root):
     run_cli(*STARGAN_V2, "dataset=domains", f"dataset.path={domains_root}", "dataset.image_size=16",
             "trainer.max_steps=2", "hydra.run.dir=run", cwd=workdir)
     labels = yaml.safe_load(load_checkpoint(workdir / "run")["config"])["model"]["labels"]
@@ -96,7 +86,7 @@ def translate(workdir: Path, *args: str, check: bool = True):
 
 
 def test_stargan_translates_to_named_attributes(workdir):
-    run_cli(*STARGAN, "dataset=shapes_attributes", *SHAPES, "trainer.max_steps=2", "hydra.run.dir=run", cwd=workdir)
+    run_cli(*STARGAN, "dataset=shapes_attributes", *MULTIDOMAIN_SHAPES, "trainer.max_steps=2", "hydra.run.dir=run", cwd=workdir)
     write_inputs(workdir / "inputs")
     # the comma-separated list works without Hydra's quoting
     translate(workdir, "target=blue,square", "output=out", "side_by_side=true")
@@ -113,7 +103,7 @@ def test_stargan_translates_to_named_attributes(workdir):
 
 
 def test_stargan_v2_translates_with_references_and_random_styles(workdir):
-    run_cli(*STARGAN_V2, "dataset=shapes_domains", *SHAPES, "trainer.max_steps=1", "hydra.run.dir=run", cwd=workdir)
+    run_cli(*STARGAN_V2, "dataset=shapes_domains", *MULTIDOMAIN_SHAPES, "trainer.max_steps=1", "hydra.run.dir=run", cwd=workdir)
     write_inputs(workdir / "inputs")
     references = workdir / "references"
     references.mkdir()

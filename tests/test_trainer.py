@@ -16,83 +16,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import read_events, run_cli, tiny
+from helpers import read_events, run_cli, tiny
 from torch import nn
 
 from gantrain.checkpoint import load_checkpoint, save_checkpoint
 from gantrain.config import DeviceConfig, TrainerConfig
-from gantrain.errors import CheckpointError, ConfigError, TrainingError
-from gantrain.options import NonFiniteCheck
-from gantrain.step import NonFiniteLoss, Step, defers_nan_check
+from gantrain.errors import CheckpointError, TrainingError
 from gantrain.trainer import Trainer
-
-
-def linear_step(skip: bool = False) -> tuple[nn.Linear, Step]:
-    network = nn.Linear(2, 1)
-    return network, Step({"net": torch.optim.SGD(network.parameters(), lr=0.1)},
-                         torch.amp.GradScaler("cpu", enabled=False), skip_non_finite=skip)
-
-
-def test_a_nan_loss_is_stopped_before_it_reaches_the_weights():
-    network, step = linear_step()
-    before = [p.clone() for p in network.parameters()]
-    with pytest.raises(NonFiniteLoss, match="the net loss is nan"):
-        step("net", network(torch.ones(1, 2)).sum() * float("nan"))
-    assert all(torch.equal(a, b) for a, b in zip(before, network.parameters()))
-
-
-def test_the_skip_policy_drops_non_finite_updates_and_counts_them():
-    network, step = linear_step(skip=True)
-    before = [p.clone() for p in network.parameters()]
-    step("net", network(torch.ones(1, 2)).sum() * float("inf"))
-    assert step.skipped == 1 and all(torch.equal(a, b) for a, b in zip(before, network.parameters()))
-    step("net", network(torch.ones(1, 2)).sum())
-    assert step.skipped == 1 and not torch.equal(before[0], network.weight)
-
-
-def deferred_linear_step(skip: bool = False) -> tuple[nn.Linear, Step]:
-    network = nn.Linear(2, 1)
-    return network, Step({"net": torch.optim.Adam(network.parameters(), lr=0.1, fused=True)},
-                         torch.amp.GradScaler("cpu", enabled=False), skip_non_finite=skip, defer_check=True)
-
-
-def test_a_deferred_check_skips_the_update_on_the_device_and_reports_its_step_when_read():
-    network, step = deferred_linear_step()
-    before = [p.clone() for p in network.parameters()]
-    step.step_number = 7
-    step("net", network(torch.ones(1, 2)).sum() * float("nan"))  # nothing read yet: no error, no host wait
-    assert all(torch.equal(a, b) for a, b in zip(before, network.parameters()))
-    assert [float(state["step"]) for state in step.optimizers["net"].state.values()] == [0.0, 0.0]  # Adam's too
-    step.step_number = 8
-    step("net", network(torch.ones(1, 2)).sum())
-    assert not torch.equal(before[0], network.weight)  # a finite loss still trains
-    with pytest.raises(NonFiniteLoss, match="the net loss is nan") as raised:
-        step.read_deferred()
-    assert raised.value.step == 7
-    step.read_deferred()  # each flag is read once
-
-
-def test_a_deferred_check_under_the_skip_policy_counts_the_skipped_updates():
-    network, step = deferred_linear_step(skip=True)
-    for factor in (float("inf"), 1.0, float("nan")):
-        step("net", network(torch.ones(1, 2)).sum() * factor)
-    step.read_deferred()
-    assert step.skipped == 2 and all(p.isfinite().all() for p in network.parameters())
-
-
-def test_the_nan_check_is_deferred_on_a_single_gpu_with_fused_adam_and_explains_when_it_cannot_be():
-    network = nn.Linear(2, 1)
-    fused, plain = [torch.optim.Adam(network.parameters(), fused=True)], [torch.optim.RMSprop(network.parameters())]
-    cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    assert defers_nan_check(NonFiniteCheck.auto, cuda, fused, gradient_scaling=False, world_size=1)
-    assert not defers_nan_check(NonFiniteCheck.auto, cpu, fused, gradient_scaling=False, world_size=1)
-    assert not defers_nan_check(NonFiniteCheck.auto, cuda, plain, gradient_scaling=False, world_size=1)
-    assert not defers_nan_check(NonFiniteCheck.auto, cuda, fused, gradient_scaling=True, world_size=1)
-    assert not defers_nan_check(NonFiniteCheck.auto, cuda, fused, gradient_scaling=False, world_size=2)
-    assert not defers_nan_check(NonFiniteCheck.update, cuda, fused, gradient_scaling=False, world_size=1)
-    assert defers_nan_check(NonFiniteCheck.deferred, cpu, fused, gradient_scaling=False, world_size=1)
-    with pytest.raises(ConfigError, match="needs fused Adam.*RMSprop has no fused form"):
-        defers_nan_check(NonFiniteCheck.deferred, cuda, plain, gradient_scaling=False, world_size=1)
 
 
 def poisoned_copy(run_dir: Path) -> Path:

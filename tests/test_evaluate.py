@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import read_events, run_cli, tiny
+from helpers import read_events, run_cli, tiny
 
 OFFLINE_FID = [
     "metrics.fid=true",

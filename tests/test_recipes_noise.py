@@ -130,17 +130,3 @@ def test_ema_generator_averages_the_weights_and_draws_the_samples():
     expected = recipe.generator_ema(recipe.noise(3, torch.device("cpu"), torch.Generator().manual_seed(0)))
     assert torch.allclose(recipe.sample(3, noise), expected)
     assert "generator_ema.n_averaged" in recipe.state_dict()
-
-
-def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16():
-    from gantrain.device import resolve_precision
-    from gantrain.options import Precision
-
-    cpu = torch.device("cpu")
-    assert resolve_precision(Precision.fp32, cpu) == Precision.fp32
-    assert resolve_precision(Precision.fp16, cpu) == Precision.fp16
-    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    assert resolve_precision(Precision.auto, cpu) == (Precision.bf16 if native else Precision.fp32)
-    # fp32 (TF32 convolutions) measured faster than bf16 autocast on an H100 (docs/performance.md)
-    assert resolve_precision(Precision.auto, torch.device("cuda")) == Precision.fp32
-    assert resolve_precision(Precision.bf16, torch.device("cuda")) == Precision.bf16

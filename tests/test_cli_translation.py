@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-from conftest import read_events, run_cli
-from PIL import Image
-from test_cli import assert_same_training
+from helpers import CYCLEGAN, PIX2PIX, assert_same_training, read_events, run_cli, write_images
 
 from gantrain.checkpoint import load_checkpoint
-
-TINY = ["device=cpu", "model.ngf=8", "model.ndf=8", "trainer.log_every=1", "trainer.sample_every=4",
-        "trainer.checkpoint_every=100", "trainer.num_samples=4", "trainer.max_epochs=null"]
-CYCLEGAN = ["model=cyclegan", "model.n_blocks=1", *TINY]
-PIX2PIX = ["model=pix2pix", "model.generator=unet_32", *TINY]
-
-
-def write_images(folder: Path, count: int, size: tuple[int, int], colour: int) -> None:
-    folder.mkdir(parents=True)
-    for index in range(count):
-        Image.new("RGB", size, (colour, index * 40 % 255, 90)).save(folder / f"{index:03d}.png")
 
 
 @pytest.mark.parametrize(

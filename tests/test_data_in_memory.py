@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import expected_error
+from helpers import expected_error
 from hydra import compose, initialize_config_module
 from PIL import Image
 from torch.utils.data import default_collate

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import expected_error
+from helpers import expected_error
 from PIL import Image
 from scipy import ndimage
 from torch.utils.data import DataLoader
