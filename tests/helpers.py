@@ -52,6 +52,7 @@ TINY_MODEL = {
     "dcgan": ["model.ngf=8", "model.ndf=8"],
     "wgan": ["model.ngf=8", "model.ndf=8", "model.n_critic=2", "model.long_critic_iterations=0"],
     "wgan_gp": ["model.ngf=8", "model.ndf=8", "model.n_critic=2"],
+    "sngan": ["model.ngf=8", "model.ndf=8", "model.n_critic=2"],
 }
 
 
@@ -116,7 +117,7 @@ def write_images(folder: Path, count: int, size: tuple[int, int], colour: int) -
 
 # every model, tiny, on the embedded data (tests/test_cuda.py runs the same on a GPU)
 ALL_MODELS = {
-    **{model: tiny(model) for model in ("gan", "dcgan", "wgan", "wgan_gp")},
+    **{model: tiny(model) for model in ("gan", "dcgan", "wgan", "wgan_gp", "sngan")},
     "cyclegan": [*CYCLEGAN, "dataset=shapes_unpaired", "dataset.num_samples=64"],
     "pix2pix": [*PIX2PIX, "dataset=shapes_paired", "dataset.num_samples=64"],
     "stargan": [*STARGAN, "dataset=shapes_attributes", *MULTIDOMAIN_SHAPES],
