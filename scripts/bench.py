@@ -48,9 +48,10 @@ from torch.utils.data import default_collate
 
 import gantrain.cli  # noqa: F401  (registers the config schemas and resolvers)
 from gantrain.build import attach_labels, build_dataset, build_recipe
+from gantrain.graphs import GRAPH_WARMUP_STEPS
 from gantrain.trainer import Trainer
 
-BASELINE = ["device.precision=fp32", "device.channels_last=false", "device.compile=false"]
+BASELINE = ["device.precision=fp32", "device.channels_last=false", "device.compile=false", "device.cuda_graphs=false"]
 DISTINCT_BATCHES = 4  # the steps cycle through this many different batches
 
 
@@ -70,7 +71,8 @@ class Variant:
         self.recipe = build_recipe(self.cfg)
         self.trainer.place(self.recipe)
         self.trainer.compile_networks(self.recipe)
-        self.step_fn = self.trainer.step_function(self.recipe)
+        self.runner = self.trainer.captured_steps(self.recipe)  # CUDA graphs where the settings allow them
+        self.step_fn = self.trainer.step_fn
         batch_size = self.cfg.trainer.batch_size
         data = self.recipe.training_data(dataset, seed=0)
         collated = batches_from or [
@@ -101,8 +103,13 @@ class Variant:
         start = time.perf_counter()
         latest: dict[str, torch.Tensor] = {}
         for _ in range(count):
-            with self.trainer.autocast():
-                latest.update(self.recipe.train_step(self.batches[self.steps % len(self.batches)], self.step_fn))
+            batch = self.batches[self.steps % len(self.batches)]
+            with self.trainer.autocast(graphs=self.runner is not None):
+                if self.runner is None:
+                    latest.update(self.recipe.train_step(batch, self.step_fn))
+                else:
+                    self.step_fn.begin_step(self.steps + 1)
+                    latest.update(self.runner(batch, self.cfg.trainer.batch_size))
             self.step_fn.end_iteration()
             self.steps += 1
         self.step_fn.read_deferred()  # the NaN checks that training reads at its logging cadence
@@ -122,7 +129,14 @@ class Variant:
             "precision": trainer.precision.value,
             "channels_last": trainer.channels_last,
             "compile": trainer.compile,
+            "cuda_graphs": self.runner is not None,
         }
+
+    def warmup_steps(self, requested: int) -> int:
+        """Enough steps for every kind of update to run once (a WGAN or StarGAN generator steps every n_critic),
+        so that cuDNN's per-shape search is over; with CUDA graphs, until every update pattern is captured."""
+        every = getattr(self.recipe, "n_critic", 1)
+        return max(requested, every * (GRAPH_WARMUP_STEPS + 1) if self.runner is not None else every)
 
 
 def resident_mib(field: str) -> float:
@@ -170,6 +184,8 @@ def profile(variant: Variant, steps: int) -> dict[str, Any]:
         "device_busy_share": busy / wall,
         "host_waits_per_step": sum(e.count for e in events if e.key == "cudaStreamSynchronize") / steps
         if on_cuda else None,
+        "graph_launches_per_step": sum(e.count for e in events if e.key == "cudaGraphLaunch") / steps
+        if on_cuda else None,
         "slowest_operators": [
             {"name": e.key, "calls_per_step": e.count / steps, "ms_per_step": getattr(e, own_time) / 1e3 / steps}
             for e in slowest
@@ -186,9 +202,7 @@ def bench(model: str, args: argparse.Namespace) -> dict[str, Any]:
     fast = Variant(model, overrides["fast"], batches_from=baseline.cpu_batches)
     variants = {"baseline": baseline, "fast": fast}
     for variant in variants.values():
-        # every kind of update once (a WGAN or StarGAN generator steps every n_critic), so that
-        # cuDNN's per-shape algorithm search, shared by the process, is over before the timing
-        variant.train(max(args.warmup, getattr(variant.recipe, "n_critic", 1)), timed=False)
+        variant.train(variant.warmup_steps(args.warmup), timed=False)
     chunk_seconds: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, variant in variants.items():
@@ -238,7 +252,7 @@ def print_row(row: dict[str, Any]) -> None:
     for name in ("baseline", "fast"):
         variant = row[name]
         settings = f"{variant['precision']}{' channels_last' if variant['channels_last'] else ''}" \
-                   f"{' compiled' if variant['compile'] else ''}"
+                   f"{' compiled' if variant['compile'] else ''}{' graphs' if variant['cuda_graphs'] else ''}"
         peak = "-" if memory[name] is None else f"{memory[name]:.0f} MiB"
         losses = ", ".join(f"{tag.removeprefix('loss/')} {value:.4g}"
                            for tag, value in sorted(variant["losses_after_last_step"].items()))
@@ -247,7 +261,8 @@ def print_row(row: dict[str, Any]) -> None:
     if "profile" in row["fast"]:
         found = row["fast"]["profile"]
         print(f"  fast path profiled: {found['wall_s_per_step'] * 1e3:.1f} ms per step, device busy "
-              f"{found['device_busy_share']:.0%}, host waits per step {found['host_waits_per_step']}; slowest:")
+              f"{found['device_busy_share']:.0%}, host waits per step {found['host_waits_per_step']}, graph launches "
+              f"per step {found['graph_launches_per_step']}; slowest:")
         for operator in found["slowest_operators"]:
             print(f"    {operator['ms_per_step']:8.2f} ms {operator['calls_per_step']:6.1f}x  {operator['name'][:90]}")
 

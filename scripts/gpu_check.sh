@@ -3,11 +3,15 @@
 # GPU_CHECK_SECONDS (default 540; each step also has its own time limit, so a slow one
 # cannot starve the rest, and a step that would pass the deadline is cut short):
 #   1. speed: scripts/bench.py at each model's reference setting, the fp32 eager baseline
-#      against the defaults (on CUDA: fp32 with TF32 convolutions and fused Adam), then a
-#      profile of 5 default steps (the device's busy share, the host's waits, the slowest kernels);
+#      against the defaults (on CUDA: fp32 with TF32 convolutions, fused Adam and whole-step
+#      CUDA graphs), then a profile of 5 default steps (the device's busy share, the host's
+#      waits, graph launches per step, the slowest kernels);
 #   2. tests/test_cuda.py: every model trains on the card in fp32, bf16 and fp16 (gradient
-#      scaler), resumes, and its checkpoint serves on the CPU; inductor-compiled networks
-#      train without recompiling as training goes on;
+#      scaler), resumes, and its checkpoint serves on the CPU; every family trains through
+#      CUDA graphs; graphed training equals eager training (deterministic cuDNN) and resumes
+#      exactly; inductor-compiled networks train without recompiling as training goes on;
+#   2b. end to end: gantrain model=cyclegan on a generated folder of 1,000 + 1,000 256-px JPEGs,
+#      its own perf/images_per_s against the bench rate;
 #   3. compiled: the defaults plus torch.compile (inductor) for DCGAN, CycleGAN and StarGAN;
 #   4. channels_last against the default memory format for DCGAN, CycleGAN and StarGAN:
 #      what each model config's device.channels_last_faster_on should say for cuda.
@@ -61,6 +65,22 @@ bench speed 75 stargan_v2 --profile 2
 # SIGINT: pytest still reports the failures when the limit cuts it short
 timeout -s INT -k 20 "$(within 170 || echo 1)" "$python" -m pytest -v --tb=short -p no:cacheprovider -p no:benchmark -n 12 --dist load tests/test_cuda.py 2>&1 | tee "$out/test_cuda.log"
 tests_status=${PIPESTATUS[0]}
+
+# end to end: the data pipeline and the graphs through the real command line, at the bench's setting
+limit=$(within 120) && {
+  "$python" - "$out/unaligned" <<'PY'
+import pathlib, sys
+import numpy as np
+from PIL import Image
+root = pathlib.Path(sys.argv[1])
+rng = np.random.default_rng(0)
+for side in ("trainA", "trainB", "testA", "testB"):
+    (root / side).mkdir(parents=True, exist_ok=True)
+    for n in range(1000 if side.startswith("train") else 4):
+        Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(root / side / f"{n:04d}.jpg")
+PY
+  timeout "$limit" "$python" -m gantrain model=cyclegan dataset=unaligned dataset.path="$out/unaligned"     dataset.image_size=256 dataset.load_size=256 dataset.preprocess=crop device=cuda trainer.max_steps=600     trainer.log_every=100 trainer.checkpoint_every=100000 trainer.sample_every=100000 trainer.progress=false     hydra.run.dir="$out/end_to_end" 2>&1 | tail -n 8 | tee "$out/end_to_end.log"
+}
 
 for model in dcgan cyclegan stargan; do bench compiled 90 "$model" --fast device.compile=true; done
 for model in dcgan cyclegan stargan; do

@@ -79,6 +79,9 @@ class DeviceConfig:
     # (scripts/bench.py); each model config records its own measurement
     channels_last_faster_on: list[DeviceType] = field(default_factory=list)
     cudnn_benchmark: bool = True  # let cuDNN time its algorithms once per shape (CUDA; shapes are static)
+    # capture each update pattern of the training step in a CUDA graph and replay it: auto (one CUDA device,
+    # where the run allows it; the start-up log says why not), true (refuse to start where it cannot), false
+    cuda_graphs: str = "auto"
 
 
 @dataclass

@@ -62,10 +62,12 @@ def resolve_channels_last(device_cfg: DeviceConfig, device: torch.device) -> boo
     return device.type in {DeviceType(kind).value for kind in device_cfg.channels_last_faster_on}
 
 
-def autocast(device: torch.device, precision: Precision) -> torch.autocast:
-    """Mixed precision for ``precision`` (bf16, fp16), or a disabled autocast for fp32."""
+def autocast(device: torch.device, precision: Precision, cache: bool = True) -> torch.autocast:
+    """Mixed precision for ``precision`` (bf16, fp16), or a disabled autocast for fp32; ``cache``: keep the
+    casts of the weights within the context (not inside a CUDA graph capture)."""
     return torch.autocast(
-        device.type, dtype=AUTOCAST_DTYPES.get(precision, torch.float32), enabled=precision != Precision.fp32
+        device.type, dtype=AUTOCAST_DTYPES.get(precision, torch.float32), enabled=precision != Precision.fp32,
+        cache_enabled=cache,
     )
 
 

@@ -62,8 +62,9 @@ class LabelSpec:
         return F.one_hot(labels.long(), self.size).float()
 
     def shuffled(self, labels: torch.Tensor) -> torch.Tensor:
-        """Training targets: the batch's own labels in a random order (global RNG, as the checkpoint keeps it)."""
-        return labels[torch.randperm(labels.size(0)).to(labels.device)]
+        """Training targets: the batch's own labels in a random order, drawn on the labels' device (from its
+        global generator, which the checkpoint keeps; inside a captured CUDA graph, a fresh order each replay)."""
+        return labels[torch.randperm(labels.size(0), device=labels.device)]
 
     def one_change_targets(self, labels: torch.Tensor) -> list[torch.Tensor]:
         """One target per label name, changing only that label: the columns of StarGAN's sample grid.

@@ -36,8 +36,9 @@ class Step:
     ``skipped``).  That check reads the loss on the host, one device sync per update, unless
     ``defer_check``: then every optimizer must be fused Adam, which skips the update on the
     device when handed the loss's non-finite flag (``found_inf``, as ``GradScaler`` does),
-    and :meth:`read_deferred` reads the flags later, at the logging cadence and before a
-    checkpoint, so that the host never waits for the device in between.
+    and the flags are counted on the device (:class:`DeviceFlags`, also inside a captured CUDA
+    graph); :meth:`read_deferred` reads them at the logging cadence and before a checkpoint,
+    so that the host never waits for the device in between.
 
     Under fp16 the one gradient scaler serves every optimizer: an overflow skips only the
     updates whose gradients overflowed, and the scale is updated once per training
@@ -59,16 +60,23 @@ class Step:
         self.skip_non_finite = skip_non_finite
         self.defer_check = defer_check
         self.skipped = 0
-        self.step_number = 0  # the training step being taken (set by the trainer), for the deferred check's report
-        self.unread: list[tuple[tuple[str, ...], int, torch.Tensor, torch.Tensor]] = []  # names, step, flag, loss
+        self.step_number = 0  # the training step being taken, for the reports (set by begin_step)
+        self.flags: DeviceFlags | None = None  # the deferred checks' record, on the device of the first loss
         self.stepped: set[str] = set()  # optimizers stepped since the scaler's last update
+
+    def begin_step(self, number: int) -> None:
+        """The training step about to be taken, for the report of a non-finite loss (no device sync)."""
+        self.step_number = number
+        if self.flags is not None:
+            self.flags.step.fill_(number)
 
     def __call__(self, names: str | Sequence[str], loss: torch.Tensor) -> None:
         names = (names,) if isinstance(names, str) else tuple(names)
         non_finite = None
         if self.defer_check:
-            non_finite = (~torch.isfinite(loss.detach()).all()).float()
-            self.unread.append((names, self.step_number, non_finite, loss.detach()))
+            if self.flags is None:
+                self.flags = DeviceFlags(loss.device, self.step_number)
+            non_finite = self.flags.record(names, loss.detach())
         # under torchrun every process must skip (or stop) together, or the others wait for its gradients
         elif not everywhere(bool(torch.isfinite(loss.detach()).all())) and not self.may_be_overflow():
             if not self.skip_non_finite:
@@ -85,7 +93,7 @@ class Step:
         with torch.autocast(loss.device.type, enabled=False):
             self.scaler.scale(loss).backward()
         for optimizer in optimizers:
-            if non_finite is not None:
+            if non_finite is not None and optimizer.defaults.get("fused"):
                 optimizer.found_inf = non_finite  # fused Adam leaves weights, moments and step count as they were
             self.scaler.step(optimizer)
             optimizer.__dict__.pop("found_inf", None)
@@ -94,14 +102,12 @@ class Step:
     def read_deferred(self) -> None:
         """The deferred flags since the last read, in one device sync: count the skipped updates, or raise
         :class:`NonFiniteLoss` for the first (its update and every later non-finite one were not applied)."""
-        if not self.unread:
+        if self.flags is None:
             return
-        unread, self.unread = self.unread, []
-        flagged = torch.stack([flag for _, _, flag, _ in unread]).nonzero().flatten().tolist()
-        if flagged and not self.skip_non_finite:
-            names, step, _, loss = unread[flagged[0]]
-            raise NonFiniteLoss(names, float(loss.float().sum()), step)
-        self.skipped += len(flagged)
+        count, first = self.flags.read()
+        if count and not self.skip_non_finite:
+            raise NonFiniteLoss(*first)
+        self.skipped += count
 
     def end_iteration(self) -> None:
         """Update the fp16 loss scale from this iteration's overflows (nothing to do in fp32 / bf16)."""
@@ -120,6 +126,42 @@ class Step:
         the gradients by it, so that their fp16 gradients do not underflow (the PyTorch AMP notes).
         """
         return self.scaler.scale(torch.ones((), device=device))
+
+
+class DeviceFlags:
+    """Non-finite losses of the deferred check, counted on the device without a sync.
+
+    Each update adds its loss's flag to ``count`` and, for the first flagged loss since the
+    last read, keeps its step, which update it was and its value.  Everything is in-place
+    arithmetic on device tensors, so it also runs inside a captured CUDA graph; ``step`` is
+    filled in before each training step.
+    """
+
+    def __init__(self, device: torch.device, step: int):
+        self.count = torch.zeros((), dtype=torch.float64, device=device)
+        self.first = torch.full((3,), -1.0, dtype=torch.float64, device=device)  # step, update, loss value
+        self.step = torch.full((), float(step), dtype=torch.float64, device=device)
+        self.updates: list[tuple[str, ...]] = []  # the names of each update, by index
+
+    def record(self, names: tuple[str, ...], loss: torch.Tensor) -> torch.Tensor:
+        """Count ``loss`` if it is not finite; returns the flag (1.0 or 0.0) that fused Adam skips on."""
+        if names not in self.updates:
+            self.updates.append(names)
+        bad = ~torch.isfinite(loss).all()
+        first = bad & (self.count == 0)
+        here = torch.stack([self.step, torch.full_like(self.step, self.updates.index(names)), loss.double().sum()])
+        self.first.copy_(torch.where(first, here, self.first))
+        self.count.add_(bad.double())
+        return bad.float()
+
+    def read(self) -> tuple[int, tuple[tuple[str, ...], float, int]]:
+        """(flagged losses since the last read, (names, value, step) of the first); then starts afresh."""
+        count, step, update, value = torch.cat([self.count[None], self.first]).tolist()  # the one sync
+        self.count.zero_()
+        self.first.fill_(-1.0)
+        if not count:
+            return 0, ((), 0.0, 0)
+        return int(count), (self.updates[int(update)], value, int(step))
 
 
 def defers_nan_check(

@@ -36,6 +36,13 @@ from gantrain.config import (
 from gantrain.data.bad_files import SkipBadFiles, collate_reporting_bad_files
 from gantrain.device import autocast, move_to, resolve_channels_last, resolve_device, resolve_precision
 from gantrain.errors import CheckpointError, ConfigError, DatasetError, TrainingError
+from gantrain.graphs import (
+    CapturedSteps,
+    graph_decision,
+    plain_scheduler_state,
+    plain_state_dict,
+    prepare_optimizers,
+)
 from gantrain.metrics import improves
 from gantrain.recipes.base import Recipe
 from gantrain.run_log import RunLogger, flat_hyperparameters
@@ -93,6 +100,7 @@ class Run:
     autocast: torch.autocast
     bare: Callable[[], AbstractContextManager]  # the networks without DDP, for what rank 0 does alone
     replicas: distributed.ReplicatedNetworks | None
+    runner: CapturedSteps | None  # the captured steps, where CUDA graphs apply
     sampled_step: int
     latest: dict[str, torch.Tensor] = field(default_factory=dict)  # the last value of each logged scalar
     scores: dict[str, float] | None = None  # the last evaluation's
@@ -131,6 +139,7 @@ class Trainer:
         self.precision = resolve_precision(device_cfg.precision, self.device)
         self.channels_last = resolve_channels_last(device_cfg, self.device)
         self.compile, self.compile_backend = device_cfg.compile, device_cfg.compile_backend
+        self.cuda_graphs = device_cfg.cuda_graphs
         if self.compile and self.compile_backend not in (backends := torch._dynamo.list_backends(exclude_tags=())):
             raise ConfigError(
                 f"device.compile_backend={self.compile_backend} is not a torch.compile backend; choose one of "
@@ -211,15 +220,32 @@ class Trainer:
             for network in recipe.compilable_networks():
                 network.compile(backend=self.compile_backend)
 
-    def autocast(self) -> torch.autocast:
-        return autocast(self.device, self.precision)
+    def autocast(self, graphs: bool = False) -> torch.autocast:
+        """Autocast at the run's precision; inside CUDA graphs without its weight-cast cache (PyTorch's advice)."""
+        return autocast(self.device, self.precision, cache=not graphs)
 
-    def step_function(self, recipe: Recipe) -> Step:
+    def step_function(self, recipe: Recipe, graphs: bool = False) -> Step:
+        """The run's Step; captured steps always count non-finite losses on the device (a host read would sync)."""
         optimizers = recipe.optimizers()
-        defer = defers_nan_check(NonFiniteCheck(self.cfg.nan_check), self.device, optimizers.values(),
-                                 self.scaler.is_enabled(), self.world_size)
+        defer = graphs or defers_nan_check(NonFiniteCheck(self.cfg.nan_check), self.device, optimizers.values(),
+                                           self.scaler.is_enabled(), self.world_size)
         return Step(optimizers, self.scaler, skip_non_finite=self.cfg.on_nan == NonFinitePolicy.skip,
                     defer_check=defer)
+
+    def captured_steps(self, recipe: Recipe) -> CapturedSteps | None:
+        """The CUDA graphs of the recipe's steps where ``device.cuda_graphs`` and the run allow them (the
+        start-up log says which, and why not)."""
+        fused = all(o.defaults.get("fused") for o in recipe.optimizers().values())
+        graphs, why = graph_decision(
+            self.cuda_graphs, self.device, self.world_size, self.precision, self.compile,
+            recipe.supports_cuda_graphs, skip_needs_device=self.cfg.on_nan == NonFinitePolicy.skip and not fused,
+        )
+        log.info("CUDA graphs: %s", why)
+        self.step_fn = self.step_function(recipe, graphs)
+        if not graphs:
+            return None
+        prepare_optimizers(recipe.optimizers(), self.device)
+        return CapturedSteps(recipe, self.step_fn, self.device)
 
     # -- state --------------------------------------------------------------------------------
     def rng_state(self) -> dict[str, Any]:
@@ -245,8 +271,8 @@ class Trainer:
             **self.run_record,
             "step": step,
             "recipe": recipe.state_dict(),
-            "optimizers": {name: opt.state_dict() for name, opt in recipe.optimizers().items()},
-            "schedulers": {name: scheduler.state_dict() for name, scheduler in recipe.schedulers().items()},
+            "optimizers": {name: plain_state_dict(opt) for name, opt in recipe.optimizers().items()},
+            "schedulers": {name: plain_scheduler_state(scheduler) for name, scheduler in recipe.schedulers().items()},
             "scaler": self.scaler.state_dict(),
             "rng": rng,
             "best": self.best,
@@ -340,7 +366,7 @@ class Trainer:
 
     def checked_step(self, recipe: Recipe, batch: Any, step_fn: Step, step: int) -> dict[str, torch.Tensor]:
         """``recipe.train_step``; a NaN or infinite loss stops the run before it reaches the weights."""
-        step_fn.step_number = step + 1
+        step_fn.begin_step(step + 1)
         try:
             return recipe.train_step(batch, step_fn)
         except NonFiniteLoss as error:
@@ -436,7 +462,7 @@ class Trainer:
             if not resume_state:
                 logger.describe_run(self.run_record["config"])
                 logger.images(recipe.real_visuals(fixed_batch), 0)
-        self.step_fn = self.step_function(recipe)
+        runner = self.captured_steps(recipe)
         log.info(
             "%s from step %d to %d on %s (%s), batch %s; run directory %s",
             "Resuming" if resume_state else "Training", start_step, max_steps, self.device,
@@ -448,8 +474,8 @@ class Trainer:
         self.saved_step = start_step
         return Run(
             recipe, dataset, self.batches(dataset, start_step), start_step, max_steps, steps_per_epoch, fixed_batch,
-            logger, self.step_fn, self.autocast(), replicas.bare if replicas else nullcontext, replicas,
-            sampled_step=start_step,
+            logger, self.step_fn, self.autocast(graphs=runner is not None), replicas.bare if replicas else nullcontext,
+            replicas, runner, sampled_step=start_step,
         )
 
     def progress_bar(self, run: Run) -> tqdm:
@@ -464,7 +490,11 @@ class Trainer:
         batch = self.to_device(self.next_batch(run.data, run.recipe, run.step), run.dataset)
         run.data_wait += time.perf_counter() - waited_from
         with run.autocast:
-            run.latest.update(self.checked_step(run.recipe, batch, run.step_fn, run.step))
+            if run.runner is None:
+                run.latest.update(self.checked_step(run.recipe, batch, run.step_fn, run.step))
+            else:
+                run.step_fn.begin_step(run.step + 1)
+                run.latest.update(run.runner(batch, self.cfg.batch_size))
         run.step_fn.end_iteration()
         run.step += 1
         if run.recipe.schedule_per_step or run.step % run.steps_per_epoch == 0:

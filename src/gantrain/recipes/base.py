@@ -16,13 +16,13 @@ these for their families.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import Dataset
 
 from gantrain.data import samples_judge
@@ -78,34 +78,54 @@ def frozen(module: nn.Module) -> Iterator[None]:
             parameter.requires_grad_(flag)
 
 
-def warmed_up_ema(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Exponential moving average whose decay ramps up as min(decay, (1 + n) / (10 + n)).
+class MovingAverage(AveragedModel):
+    """An exponential moving average of a network's weights and buffers (BatchNorm statistics).
 
-    A fixed decay of 0.999 would keep a fifth of the random initial weights after
-    1,500 updates; the ramp lets the average follow the early, fast-moving weights.
+    ``torch.optim.swa_utils.AveragedModel`` with an update that never waits for the device
+    (the stock one reads its update count on the host), so that it runs inside a captured CUDA
+    graph too.  The first update copies the network; update n >= 1 keeps ``weight(n)`` of the
+    average: min(decay, (1 + n) / (10 + n)) with ``warm_up``, else ``decay``.  A fixed decay of
+    0.999 would keep a fifth of the random initial weights after 1,500 updates; the ramp lets
+    the average follow the early, fast-moving weights.  Integer buffers (BatchNorm's step
+    counter) are copied.  The state dict is ``AveragedModel``'s.
     """
 
-    def average(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
-        if not averaged.is_floating_point():  # BatchNorm's step counter
-            return current
-        weight = ((1.0 + num_averaged) / (10.0 + num_averaged)).clamp(max=decay)  # a tensor: no device sync
-        return torch.lerp(current, averaged, weight.to(averaged.dtype))
+    def __init__(self, network: nn.Module, decay: float, warm_up: bool):
+        super().__init__(network, use_buffers=True)
+        self.decay, self.warm_up = decay, warm_up
+        self.requires_grad_(False)
 
-    return average
+    @torch.no_grad()
+    def update_parameters(self, model: nn.Module) -> None:
+        pairs = list(zip([*self.module.parameters(), *self.module.buffers()], [*model.parameters(), *model.buffers()],
+                         strict=True))
+        averaged = [kept for kept, _ in pairs if kept.is_floating_point()]
+        current = [new.detach() for kept, new in pairs if kept.is_floating_point()]
+        n = self.n_averaged.to(averaged[0].device, torch.float32)
+        weight = ((1.0 + n) / (10.0 + n)).clamp(max=self.decay) if self.warm_up else torch.full_like(n, self.decay)
+        weight = torch.where(n == 0, torch.zeros_like(weight), weight)  # the first update copies
+        torch._foreach_lerp_(averaged, current, 1.0 - weight)  # kept + (1 - weight) (new - kept)
+        for kept, new in pairs:
+            if not kept.is_floating_point():
+                kept.copy_(new)
+        self.n_averaged.add_(1)
 
 
-def moving_average(network: nn.Module, decay: float, warm_up: bool = True) -> AveragedModel | None:
-    """An exponential moving average of ``network``'s weights and buffers (BatchNorm statistics), or None at
-    decay 0.  Call ``update_parameters(network)`` after each of its updates.
-
-    ``warm_up`` ramps the decay up from the first updates (:func:`warmed_up_ema`); without it the decay is
-    fixed from the start, as StarGAN v2's reference averages.
-    """
+def moving_average(network: nn.Module, decay: float, warm_up: bool = True) -> MovingAverage | None:
+    """A :class:`MovingAverage` of ``network``, or None at decay 0.  Call ``update_parameters(network)``
+    after each of its updates.  ``warm_up`` ramps the decay up from the first updates; without it the
+    decay is fixed from the start, as StarGAN v2's reference averages."""
     if decay <= 0:
         return None
-    if warm_up:
-        return AveragedModel(network, avg_fn=warmed_up_ema(decay), use_buffers=True).requires_grad_(False)
-    return AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True).requires_grad_(False)
+    return MovingAverage(network, decay, warm_up)
+
+
+def batch_size(batch: Any) -> int:
+    """The number of items in a collated batch (a tensor, or a list / tuple / dict of them)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.size(0)
+    first = next(iter(batch.values())) if isinstance(batch, dict) else batch[0]
+    return batch_size(first)
 
 
 def gaussian(count: int, size: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -141,6 +161,8 @@ class Recipe(nn.Module):
     """The ``dataset=`` option, generated by gantrain itself, that this family learns from without downloads."""
     headline_metrics: ClassVar[tuple[str, ...]] = ()
     """The task metrics that summarise a run on the embedded dataset, in the run summary and benchmarks."""
+    supports_cuda_graphs: ClassVar[bool] = True
+    """Whether ``run_step`` can be captured in a CUDA graph (device work only; see :meth:`plan_step`)."""
     data_needs: ClassVar[str] = ""
     """What the dataset's items must be (for the error when a dataset does not provide them) ..."""
     example_datasets: ClassVar[str] = ""
@@ -186,12 +208,24 @@ class Recipe(nn.Module):
         return dataset
 
     def train_step(self, batch: Any, step: Step) -> dict[str, torch.Tensor]:
-        """One update on a batch as the dataset collates it; returns detached scalars to log.
+        """One training step on a batch as the dataset collates it: :meth:`plan_step`, then :meth:`run_step`."""
+        return self.run_step(batch, step, self.plan_step(batch_size(batch)))
+
+    def plan_step(self, batch_size: int) -> Hashable:
+        """The host's part of the next step, before any device work: advance the schedule's counters, draw
+        the random choices made on the host (and stage them on the device), and return which updates the
+        step takes (WGAN: critic only, or critic then generator).  ``run_step`` reads only device state and
+        this plan, so that the trainer can capture each plan's ``run_step`` once in a CUDA graph and replay it.
+        """
+        return None
+
+    def run_step(self, batch: Any, step: Step, plan: Hashable) -> dict[str, torch.Tensor]:
+        """The step's updates, in the family's order, as ``plan`` says; returns detached scalars to log.
 
         Only what this step computed is returned (a WGAN critic step has no generator loss).
-        ``loss/generator`` and ``loss/discriminator`` are the whole objectives that the
-        generator's and the discriminator's updates minimised (summed over the updates of one
-        step where there are several); their terms are logged under their own tags.
+        ``loss/generator`` and ``loss/discriminator`` mean the same in every family (docs/models.md).
+        No host sync, no host-side random draw and no host-side state change here: all of that
+        belongs in :meth:`plan_step`.
         """
         raise NotImplementedError
 

@@ -76,7 +76,12 @@ class CycleGAN(ImageToImage):
         )
         self.set_linear_decay(n_epochs, n_epochs_decay)
 
-    def train_step(self, batch: dict[str, torch.Tensor], step: Step) -> dict[str, torch.Tensor]:
+    def plan_step(self, batch_size: int) -> None:
+        """The pools' choices for this step's fakes, drawn on the host in the reference's order."""
+        self.pool_a.plan(batch_size, self.device)
+        self.pool_b.plan(batch_size, self.device)
+
+    def run_step(self, batch: dict[str, torch.Tensor], step: Step, plan: None) -> dict[str, torch.Tensor]:
         real_a, real_b = batch["A"], batch["B"]
         fake_b = self.generator_ab(real_a)
         fake_a = self.generator_ba(real_b)

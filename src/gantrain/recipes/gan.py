@@ -34,7 +34,7 @@ class BinaryGame(NoiseToImage):
         super().__init__(image_shape, make_optimizer, generator, discriminator, nz, ema_decay)
         self.g_loss = GeneratorLoss(g_loss)
 
-    def train_step(self, batch: list[torch.Tensor], step: Step) -> dict[str, torch.Tensor]:
+    def run_step(self, batch: list[torch.Tensor], step: Step, plan: None) -> dict[str, torch.Tensor]:
         real = batch[0]  # (images, labels)
         fake = self.generator(self.noise(real.size(0), real.device))
 

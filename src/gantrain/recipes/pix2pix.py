@@ -81,7 +81,7 @@ class Pix2Pix(ImageToImage):
             return batch["A"], batch["B"]
         return batch["B"], batch["A"]
 
-    def train_step(self, batch: dict[str, torch.Tensor], step: Step) -> dict[str, torch.Tensor]:
+    def run_step(self, batch: dict[str, torch.Tensor], step: Step, plan: None) -> dict[str, torch.Tensor]:
         source, target = self.pair(batch)
         fake = self.generator(source)
 

@@ -41,26 +41,32 @@ class SNGAN(NoiseToImage):
         self.n_critic = positive_critic_steps(n_critic)
         self.critic_steps_since_generator = 0
 
-    def train_step(self, batch: list[torch.Tensor], step: Step) -> dict[str, torch.Tensor]:
+    def plan_step(self, batch_size: int) -> bool:
+        """Whether the generator steps after this discriminator step; advances the counter."""
+        self.critic_steps_since_generator += 1
+        generator_steps = self.critic_steps_since_generator >= self.n_critic
+        if generator_steps:
+            self.critic_steps_since_generator = 0
+        return generator_steps
+
+    def run_step(self, batch: list[torch.Tensor], step: Step, plan: bool) -> dict[str, torch.Tensor]:
         real = batch[0]  # (images, labels)
         with torch.no_grad():
             fake = self.generator(self.noise(real.size(0), real.device))
         real_scores, fake_scores = self.discriminator(real), self.discriminator(fake)
         d_loss = adversarial_loss(real_scores, True, HINGE) + adversarial_loss(fake_scores, False, HINGE)
         step("discriminator", d_loss)
-        self.critic_steps_since_generator += 1
         metrics = {
             "loss/discriminator": d_loss.detach(),
             "critic/f(x)": real_scores.detach().float().mean(),
             "critic/f(G(z))": fake_scores.detach().float().mean(),
         }
-        if self.critic_steps_since_generator >= self.n_critic:
+        if plan:
             with frozen(self.discriminator):
                 fake_scores = self.discriminator(self.generator(self.noise(real.size(0), real.device)))
                 g_loss = adversarial_loss(fake_scores, True, HINGE, generator=True)
             step("generator", g_loss)
             self.update_ema()
-            self.critic_steps_since_generator = 0
             metrics["loss/generator"] = g_loss.detach()
         return metrics
 

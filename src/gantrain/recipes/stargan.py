@@ -98,7 +98,12 @@ class StarGAN(MultiDomain):
     def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return classification_loss(logits, labels, self.labels.multi_label)
 
-    def train_step(self, batch: Sequence[torch.Tensor], step: Step) -> dict[str, torch.Tensor]:
+    def plan_step(self, batch_size: int) -> bool:
+        """Whether the generator steps after this discriminator step (every ``n_critic``-th); counts D steps."""
+        self.discriminator_steps += 1
+        return self.discriminator_steps % self.n_critic == 0
+
+    def run_step(self, batch: Sequence[torch.Tensor], step: Step, plan: bool) -> dict[str, torch.Tensor]:
         real, labels = batch[0], batch[1]
         target_labels = self.labels.shuffled(labels)
         condition = self.labels.condition(labels)
@@ -114,7 +119,6 @@ class StarGAN(MultiDomain):
             lambda images: self.discriminator(images)[0], real, fake, scale=step.loss_scale(real.device)
         )
         step("discriminator", critic + real_classification + penalty)
-        self.discriminator_steps += 1
         metrics = {
             "loss/discriminator": (critic + real_classification).detach(),
             "loss/discriminator_classification": real_classification.detach(),
@@ -122,7 +126,7 @@ class StarGAN(MultiDomain):
             "critic/wasserstein_estimate": -critic.detach(),
         }
 
-        if self.discriminator_steps % self.n_critic == 0:
+        if plan:
             fake = self.generator(real, target_condition)
             with frozen(self.discriminator):
                 fake_scores, fake_logits = self.discriminator(fake)

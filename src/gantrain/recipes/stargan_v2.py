@@ -93,6 +93,8 @@ class StarGANv2(MultiDomain):
         self.lambda_r1, self.lambda_style, self.lambda_cycle = lambda_r1, lambda_style, lambda_cycle
         self.lambda_diversity, self.diversity_decay_steps = lambda_diversity, diversity_decay_steps
         self.iterations = 0
+        # this iteration's diversity weight, on the device: the plan sets it, the losses read it
+        self.register_buffer("diversity_now", torch.zeros(()), persistent=False)
         self.set_optimizers(
             make_optimizer,
             {
@@ -158,7 +160,7 @@ class StarGANv2(MultiDomain):
         loss = (
             adversarial
             + self.lambda_style * style
-            - self.diversity_weight * diversity
+            - self.diversity_now * diversity
             + self.lambda_cycle * cycle
         )
         return loss, {
@@ -168,7 +170,12 @@ class StarGANv2(MultiDomain):
             "cycle": cycle.detach(),
         }
 
-    def train_step(self, batch: dict[str, torch.Tensor], step: Step) -> dict[str, torch.Tensor]:
+    def plan_step(self, batch_size: int) -> None:
+        """The iteration's diversity weight, set on the device (no sync); counts the iteration."""
+        self.diversity_now.fill_(self.diversity_weight)
+        self.iterations += 1
+
+    def run_step(self, batch: dict[str, torch.Tensor], step: Step, plan: None) -> dict[str, torch.Tensor]:
         real, labels, target = batch["image"], batch["label"], batch["reference_label"]
         references = (batch["reference"], batch["reference_2"])
         latents = (self.latent(real.size(0), real.device), self.latent(real.size(0), real.device))
@@ -201,8 +208,9 @@ class StarGANv2(MultiDomain):
             (self.style_encoder_ema, self.style_encoder),
         ):
             average.update_parameters(network)
-        self.iterations += 1
-        metrics["lambda/diversity"] = torch.tensor(self.diversity_weight)
+        # the weight the next iteration takes, one decay step below this one's
+        decay = self.lambda_diversity / self.diversity_decay_steps if self.diversity_decay_steps > 0 else 0.0
+        metrics["lambda/diversity"] = (self.diversity_now - decay).clamp(min=0.0)
         return metrics
 
     def translate_named(

@@ -61,7 +61,16 @@ class WGAN(NoiseToImage):
     def after_critic_step(self) -> None:
         clip_weights(self.discriminator, self.clip_value)
 
-    def train_step(self, batch: list[torch.Tensor], step: Step) -> dict[str, torch.Tensor]:
+    def plan_step(self, batch_size: int) -> bool:
+        """Whether the generator steps after this critic step; advances the schedule's counters."""
+        self.critic_steps_since_generator += 1
+        generator_steps = self.critic_steps_since_generator >= self.critic_iterations()
+        if generator_steps:
+            self.generator_steps += 1
+            self.critic_steps_since_generator = 0
+        return generator_steps
+
+    def run_step(self, batch: list[torch.Tensor], step: Step, plan: bool) -> dict[str, torch.Tensor]:
         real = batch[0]  # (images, labels)
         with torch.no_grad():
             fake = self.generator(self.noise(real.size(0), real.device))
@@ -71,7 +80,6 @@ class WGAN(NoiseToImage):
         penalties = self.critic_penalty(real, fake, step)
         step("discriminator", critic_loss + sum(penalties.values()))
         self.after_critic_step()
-        self.critic_steps_since_generator += 1
 
         metrics = {
             "loss/discriminator": critic_loss.detach(),
@@ -80,14 +88,12 @@ class WGAN(NoiseToImage):
             "critic/f(G(z))": fake_scores.detach().float().mean(),
             **{f"critic/{name}": value.detach() for name, value in penalties.items()},
         }
-        if self.critic_steps_since_generator >= self.critic_iterations():
+        if plan:
             with frozen(self.discriminator):
                 fake_scores = self.discriminator(self.generator(self.noise(real.size(0), real.device)))
                 generator_loss = wasserstein_generator_loss(fake_scores)
             step("generator", generator_loss)
             self.update_ema()
-            self.generator_steps += 1
-            self.critic_steps_since_generator = 0
             metrics["loss/generator"] = generator_loss.detach()
         return metrics
 
