@@ -33,7 +33,7 @@ def test_every_model_trains_through_the_cli_and_logs_to_tensorboard(model, workd
     assert all(torch.isfinite(torch.tensor(v)) for v in scalars["loss/discriminator"].values())
     assert images["samples/samples"] == [4] and images["samples/real"] == [0]
     assert (run_dir / "samples" / "samples_0000004.png").stat().st_size > 0
-    assert (run_dir / "train.log").read_text().count("step 4:") == 1
+    assert (run_dir / "train.log").read_text().count("- step 4 of 4 (100%)") == 1
     assert (run_dir / ".hydra" / "config.yaml").is_file()
 
     state = load_checkpoint(run_dir)
@@ -86,7 +86,7 @@ def test_sigterm_writes_a_checkpoint_and_resume_finishes_the_same_run(workdir):
     )
     log = workdir / "stopped" / "train.log"
     deadline = time.monotonic() + 120
-    while "step 2:" not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
+    while "step 2 of " not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
         time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=120)

@@ -80,7 +80,7 @@ def test_no_option_file_repeats_a_default_of_its_schema(group):
     repeated = []
     for path in option_files(group):
         schema = schema_of(group, path.stem)
-        for key, value in OmegaConf.load(path).items():
+        for key, value in OmegaConf.load(path).items_ex(resolve=False):
             if key != "defaults" and key in schema and not OmegaConf.is_missing(schema, key) and schema[key] == value:
                 repeated.append(f"{path.name}: {key}")
         missing = OmegaConf.missing_keys(composed(f"{group}={path.stem}")[group])

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gantrain.data.download import BASE_URL_ENV, DATASETS, download, ensure_dataset, get_entry
+from gantrain.data.download import BASE_URL_ENV, DATA_ROOT_ENV, DATASETS, download, ensure_dataset, get_entry
 from gantrain.errors import DatasetError
 
 CYCLEGAN_MINI = DATASETS["cyclegan/mini"]
@@ -368,8 +369,12 @@ def test_incomplete_existing_folder_is_not_overwritten(server, root):
     assert server.requests == []
 
 
-def test_names_shared_by_both_collections_resolve_by_kind():
-    assert get_entry("facades") == DATASETS["cyclegan/facades"]
+def test_names_are_the_dataset_options_and_archive_names_resolve_by_kind():
+    """gantrain-data and dataset= say the same: facades is pix2pix's paired set, facades_unaligned CycleGAN's copy."""
+    assert get_entry("facades") == DATASETS["pix2pix/facades"]
+    assert get_entry("facades_unaligned") == DATASETS["cyclegan/facades"]
+    assert get_entry("maps_unaligned").kind == "unaligned" and get_entry("maps").kind == "aligned"
+    assert get_entry("facades", "unaligned") == DATASETS["cyclegan/facades"]  # a config's name: + kind
     assert get_entry("facades", "aligned") == DATASETS["pix2pix/facades"]
     assert get_entry("pix2pix/facades").kind == "aligned"
     assert get_entry("edges2shoes").kind == "aligned"
@@ -385,8 +390,10 @@ def test_ensure_dataset_without_download_names_the_command(root):
 
     assert f"gantrain-data download mini --root {root}" in str(caught.value)
     assert str(root / "mini" / "trainA") in str(caught.value)
-    with pytest.raises(DatasetError, match="--kind aligned"):
+    with pytest.raises(DatasetError, match="gantrain-data download facades --root"):
         ensure_dataset("facades", "aligned", root, download=False)
+    with pytest.raises(DatasetError, match="gantrain-data download facades_unaligned --root"):
+        ensure_dataset("facades", "unaligned", root, download=False)
 
 
 def test_ensure_dataset_downloads_from_the_mirror_in_the_environment(server, root, monkeypatch):
@@ -400,8 +407,11 @@ def test_ensure_dataset_downloads_from_the_mirror_in_the_environment(server, roo
     assert ensure_dataset("mini_pix2pix", "aligned", root, download=False) == folder
 
 
-def run_data_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if key != BASE_URL_ENV}
+def run_data_cli(*args: str, cwd: Path, mirror: str | None = None, data_root: str | None = None
+                 ) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in (BASE_URL_ENV, DATA_ROOT_ENV)}
+    env |= {BASE_URL_ENV: mirror} if mirror else {}
+    env |= {DATA_ROOT_ENV: data_root} if data_root else {}
     return subprocess.run(
         [sys.executable, "-m", "gantrain.data_cli", *args],
         cwd=cwd,
@@ -421,12 +431,24 @@ def test_cli_downloads_then_lists_the_dataset_as_present(server, tmp_path):
     assert fetched.stdout.strip() == str(Path("data") / "mini")
     assert (tmp_path / "data" / "mini" / "trainB" / "a.png").is_file()
 
-    listed = run_data_cli("list", cwd=tmp_path)
+    listed = run_data_cli("list", cwd=tmp_path, mirror=server.url)
     assert listed.returncode == 0, listed.stderr
-    rows = {tuple(line.split()[:2]): line.split() for line in listed.stdout.splitlines()[1:]}
-    assert rows[("mini", "unaligned")][-1] == "yes"
-    assert rows[("facades", "aligned")][-1] == "no"
-    assert rows[("mini", "unaligned")][2] == "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/mini.zip"
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
+    assert set(rows) >= {"facades", "facades_unaligned", "maps", "maps_unaligned", "horse2zebra"}
+    assert len(rows) == len(DATASETS)  # each dataset once, under its dataset= name
+    size = len(cyclegan_zip()) / 2**20
+    assert re.search(rf"^mini +unaligned +integrity \+ layout +{size:,.0f} MiB +yes +http://127.0.0.1", rows["mini"])
+    assert re.search(r"^facades +aligned +integrity \+ layout +\? \(offline\) +no ", rows["facades"])  # unpublished
+    offline = run_data_cli("list", "--offline", cwd=tmp_path, mirror=server.url)
+    assert re.search(r"^mini +unaligned +integrity \+ layout +\? \(offline\) +yes", offline.stdout, re.MULTILINE)
+
+
+def test_download_by_dataset_name_fetches_the_collection_that_dataset_means(server, tmp_path):
+    server.publish(PIX2PIX_MINI, pix2pix_tar_gz())
+    fetched = run_data_cli("download", "mini_pix2pix", "--base-url", server.url, cwd=tmp_path,
+                           data_root=str(tmp_path / "shared"))
+    assert fetched.returncode == 0, fetched.stderr
+    assert (tmp_path / "shared" / "mini_pix2pix" / "train").is_dir()  # $GANTRAIN_DATA is the default root
 
 
 def test_cli_failure_is_one_paragraph_and_exit_code_2(tmp_path, closed_port_url):

@@ -57,8 +57,9 @@ def test_eval_reports_task_metrics_of_a_translation_model(workdir, cache_home):
         f"hydra.run.dir={run_dir}", cwd=workdir,
     )
     output = workdir / "report.json"
+    # dataset.<key>= replaces a stored dataset setting as the help page spells it (no + needed)
     run_cli(f"checkpoint={run_dir}", "device=cpu", "metrics.task_images=8", f"output={output}",
-            module="gantrain.evaluate", cwd=workdir)
+            "dataset.num_samples=8", module="gantrain.evaluate", cwd=workdir)
     metrics = json.loads(output.read_text())["metrics"]
     assert {"l1", "psnr", "ssim"} <= metrics.keys() and 0 < metrics["l1"] <= 2
 

@@ -126,6 +126,44 @@ def attach_labels(cfg: DictConfig, dataset: Dataset, choices: dict[str, str]) ->
     cfg.model.labels = LabelsConfig(names, [list(group) for group in dataset.label_groups], bool(dataset.multi_label))
 
 
+def require(cfg: DictConfig, command: str, keys: tuple[str, ...], example: str) -> None:
+    """A command's mandatory keys, or one paragraph that names the missing ones and shows an example."""
+    missing = [f"{key}=" for key in keys if OmegaConf.is_missing(cfg, key)]
+    if missing:
+        raise ConfigError(
+            f"{command} needs {' and '.join(missing)}: for example {command} {example} "
+            f"({command} --help lists every setting)."
+        )
+
+
+def answered_version() -> bool:
+    """``--version`` on any command: gantrain's version, torch's and Hydra's, and the device it would use."""
+    if "--version" not in sys.argv[1:]:
+        return False
+    import hydra
+    import torch
+
+    import gantrain
+    from gantrain.device import resolve_device
+
+    device = resolve_device("auto")
+    name = f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+    print(f"gantrain {gantrain.__version__}, torch {torch.__version__}, Hydra {hydra.__version__}; device=auto uses {name}")
+    return True
+
+
+def add_plus_for_open_settings(*prefixes: str) -> None:
+    """Let ``model.use_dropout=false`` add to an open (initially empty) dict setting of a command.
+
+    Hydra spells additions with a ``+``; a user who types the key as the help page shows it should not
+    need to know that the dict starts empty.
+    """
+    sys.argv[1:] = [
+        f"+{argument}" if argument.startswith(tuple(f"{prefix}." for prefix in prefixes)) else argument
+        for argument in sys.argv[1:]
+    ]
+
+
 def report_user_errors(entry: Callable[..., T]) -> Callable[..., T]:
     """Show a :class:`GantrainError` as one paragraph on stderr and exit 2, without a traceback."""
 

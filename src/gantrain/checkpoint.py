@@ -62,22 +62,36 @@ def keep_copy(path: Path, copy: Path) -> None:
         copy.write_bytes(path.read_bytes())
 
 
-def find_checkpoint(location: str | os.PathLike) -> Path:
-    """A checkpoint file, or ``checkpoints/last.pt`` inside a run directory."""
+def prune_kept(folder: Path, keep_last: int, keep_every: int) -> list[Path]:
+    """Delete the periodic ``step_<n>.pt`` copies except the last ``keep_last`` and every ``keep_every``-th step
+    (0: none); ``last.pt`` and ``best.pt`` are never touched.  Returns what was deleted."""
+    kept = sorted(folder.glob("step_*.pt"))
+    deleted = []
+    for path in kept[: max(len(kept) - keep_last, 0)]:
+        step = int(path.stem.removeprefix("step_"))
+        if not (keep_every and step % keep_every == 0):
+            path.unlink(missing_ok=True)
+            deleted.append(path)
+    return deleted
+
+
+def find_checkpoint(location: str | os.PathLike, key: str = "resume") -> Path:
+    """A checkpoint file, or ``checkpoints/last.pt`` inside a run directory; ``key`` is the setting that
+    named it, for the message when there is none."""
     path = Path(location).expanduser()
     if path.is_dir():
         path = path / CHECKPOINT_DIR / LAST
     if not path.is_file():
         raise CheckpointError(
             f"No checkpoint at {path}. Pass a checkpoint file or a run directory that holds "
-            f"{CHECKPOINT_DIR}/{LAST} (for example resume=outputs/dcgan/shapes/2026-01-01_12-00-00)."
+            f"{CHECKPOINT_DIR}/{LAST} (for example {key}=outputs/dcgan/shapes/2026-01-01_12-00-00)."
         )
     return path
 
 
-def load_checkpoint(location: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint onto the CPU without running any code stored in it."""
-    path = find_checkpoint(location)
+def load_checkpoint(location: str | os.PathLike, key: str = "resume") -> dict[str, Any]:
+    """Load a checkpoint onto the CPU without running any code stored in it (``key``: the setting that named it)."""
+    path = find_checkpoint(location, key)
     if not zipfile.is_zipfile(path):  # torch.save has written zip archives since PyTorch 1.6
         raise CheckpointError(
             f"Cannot read checkpoint {path}: the file is truncated or corrupt (not a PyTorch archive). "

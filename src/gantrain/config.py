@@ -47,13 +47,18 @@ from gantrain.options import (
 
 @dataclass
 class TrainerConfig:
-    max_steps: int = 2000
-    max_epochs: int | None = None  # when set, replaces max_steps (epochs: len(dataset) // batch_size steps)
+    # the run's length: the first reached of max_steps and max_epochs (len(dataset) // batch_size steps each);
+    # a limit typed on the command line replaces the other kind that a config file brought
+    max_steps: int | None = 2000
+    max_epochs: int | None = None
     batch_size: int = 64  # per process: torchrun with N processes trains on N x batch_size images a step
     num_workers: int = 0
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 1000
+    # periodic checkpoints (step_<n>.pt) kept: the last K, plus every M-th step (0: none); last.pt, best.pt always
+    keep_checkpoints: int = 5
+    keep_checkpoints_every: int = 0
     num_samples: int = 64  # images in the fixed-noise sample grid
     eval_every: int = 0  # steps between evaluations with the metrics config (0: never)
     on_nan: NonFinitePolicy = NonFinitePolicy.stop  # a NaN / Inf loss: no update is ever applied from one
@@ -206,6 +211,12 @@ def model_schema(target: str) -> type:
 
 
 @dataclass
+class PathsConfig:
+    # where the datasets live: $GANTRAIN_DATA, else data/ in the working directory (gantrain-data uses the same)
+    data_dir: str = "${oc.env:GANTRAIN_DATA,data}"
+
+
+@dataclass
 class TrainConfig:
     # each option of these groups brings its own schema through its defaults list (models: model_schema)
     model: Any = MISSING
@@ -214,11 +225,13 @@ class TrainConfig:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 0
     resume: str | None = None
     # resume with other model / dataset / optimizer values than the checkpoint's (trainer.*,
     # device.* and metrics.* may always change)
     resume_allow_changes: bool = False
+    init_from: str | None = None  # a trained or imported run whose network weights this run starts from
 
 
 @dataclass
@@ -269,6 +282,22 @@ class ExportConfig:
     device: DeviceConfig = field(default_factory=DeviceConfig)  # export.yaml picks device=cpu
 
 
+@dataclass
+class ImportConfig:
+    source: str = MISSING  # the model= option the weights are for: cyclegan, pix2pix, stargan or stargan_v2
+    weights: str = MISSING  # an official weights file, or the folder that holds a release's or a run's files
+    output: str = MISSING  # the run directory to write (checkpoints/last.pt)
+    # the dataset= option stored with the run (a key of its own: dataset= is the training config group); default: the
+    # one the weights' release was trained on
+    dataset_option: str | None = None
+    # the direction a lone generator translates (a published CycleGAN model, pix2pix); default: the release's
+    direction: Direction | None = None
+    labels: list[str] | None = None  # StarGAN, StarGAN v2: attribute or domain names in the weights' order
+    image_size: int | None = None  # where the weights leave it open (fully convolutional generators)
+    # model settings that the weights cannot show, e.g. model.use_dropout=false for a pix2pix run without dropout
+    model: dict[str, Any] = field(default_factory=dict)
+
+
 def register_configs() -> None:
     """Make the schemas available to the YAML files' defaults lists."""
     store = ConfigStore.instance()
@@ -277,6 +306,7 @@ def register_configs() -> None:
     store.store(name="translate_schema", node=TranslateConfig)
     store.store(name="eval_schema", node=EvalConfig)
     store.store(name="export_schema", node=ExportConfig)
+    store.store(name="import_schema", node=ImportConfig)
     store.store(group="trainer", name="schema", node=TrainerConfig)
     store.store(group="device", name="schema", node=DeviceConfig)
     store.store(group="dataset", name="schema", node=DatasetConfig)

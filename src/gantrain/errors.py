@@ -1,9 +1,12 @@
-"""User-facing errors.
+"""User-facing errors, and the one for a missing optional extra.
 
 Anything raised as a :class:`GantrainError` is a problem with the user's input
 (config, data, checkpoint).  The command-line entry points print its message as
 one paragraph and exit non-zero instead of showing a traceback.
 """
+
+import importlib
+from typing import Any
 
 
 class GantrainError(Exception):
@@ -27,3 +30,14 @@ class TrainingError(GantrainError):
 
     The message says what happened, which checkpoint is intact and how to resume.
     """
+
+
+def require_extra(module: str, extra: str, feature: str) -> Any:
+    """The optional ``module``, or one line that names the extra to install for ``feature``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(
+            f'{feature} needs the {extra} extra, which is not installed: pip install "gantrain[{extra}]" '
+            f'(or pip install -e ".[{extra}]" in a checkout).'
+        ) from None

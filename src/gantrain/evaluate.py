@@ -19,7 +19,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from gantrain.build import build_dataset, report_user_errors
+from gantrain.build import (
+    add_plus_for_open_settings,
+    answered_version,
+    build_dataset,
+    report_user_errors,
+    require,
+)
 from gantrain.config import MetricsConfig, register_configs
 from gantrain.device import move_to, resolve_device
 from gantrain.errors import ConfigError
@@ -32,11 +38,13 @@ from gantrain.metrics import (
 )
 from gantrain.options import FeatureNetwork
 from gantrain.recipes.base import Recipe
+from gantrain.run_log import progress
 from gantrain.task_metrics import task_metrics
 from gantrain.trained import load_trained
 
 log = logging.getLogger(__name__)
 register_configs()
+FEATURE_BATCH = 50  # generated and real images per feature extraction
 
 def held_out_dataset(cfg: DictConfig, split: str = "test") -> Dataset:
     """The test split where the dataset has one, else the training data itself (the embedded shapes).
@@ -94,7 +102,9 @@ class Evaluator:
         try:
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 torch.manual_seed(self.seed)
-                for batch in DataLoader(self.batches, batch_size=50):
+                loader = DataLoader(self.batches, batch_size=FEATURE_BATCH)
+                batches = min(len(loader), -(-self.metrics.num_images // FEATURE_BATCH))
+                for batch in progress(loader, batches, "FID / KID features", log):
                     generated, reference = recipe.generated_and_real(move_to(batch, device), generator)
                     take = min(len(generated), self.metrics.num_images - seen)
                     fake.append(extract_features(self.network, [generated[:take]]))
@@ -112,6 +122,7 @@ class Evaluator:
 @report_user_errors
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score a checkpoint on held-out data; write and return the JSON report."""
+    require(cfg, "gantrain-eval", ("checkpoint",), "checkpoint=outputs/pix2pix/facades/<run> metrics.fid=true")
     trained = load_trained(cfg.checkpoint, resolve_device(cfg.device.type), cfg.dataset)
     recipe, train_cfg = trained.recipe, trained.config
     metrics = OmegaConf.to_object(cfg.metrics)
@@ -134,8 +145,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="eval")
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> None:
     evaluate(cfg)
+
+
+def main() -> None:
+    if not answered_version():
+        add_plus_for_open_settings("dataset")
+        run()
 
 
 if __name__ == "__main__":

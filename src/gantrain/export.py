@@ -28,15 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import onnx
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from gantrain.build import report_user_errors
+from gantrain.build import answered_version, report_user_errors, require
 from gantrain.checkpoint import write_atomically
 from gantrain.config import register_configs
 from gantrain.device import resolve_device
-from gantrain.errors import ConfigError
+from gantrain.errors import ConfigError, require_extra
 from gantrain.inference import Exportable
 from gantrain.options import Direction, ExportFormat
 from gantrain.trained import Trained, load_trained
@@ -82,6 +81,8 @@ def to_onnx(target: Exportable, description: dict) -> bytes:
     ``torch.export`` refuses to fix a dynamic axis to the example's size; ``torch.onnx.export``
     given the module itself would quietly fall back to such a fixed-size graph.
     """
+    onnx = require_extra("onnx", "export", "format=onnx")
+    require_extra("onnxscript", "export", "format=onnx")
     args = tuple(target.inputs.values())
     program = torch.export.export(
         target.network, args, dynamic_shapes=dynamic_shapes(target), strict=target.strict
@@ -94,7 +95,7 @@ def to_onnx(target: Exportable, description: dict) -> bytes:
     return model.SerializeToString()
 
 
-def name_dynamic_axes(model: onnx.ModelProto, dynamic_axes: dict[str, dict[int, str]]) -> None:
+def name_dynamic_axes(model: Any, dynamic_axes: dict[str, dict[int, str]]) -> None:
     """Rename the exporter's symbols (``s27``, ``4*s12``) to ``batch``, ``height`` and ``width`` throughout."""
     graph = model.graph
     renames = {}
@@ -151,12 +152,8 @@ def describe(trained: Trained, part: str, target: Exportable) -> dict[str, Any]:
 @report_user_errors
 def export(cfg: DictConfig) -> Path:
     """Write the requested network of the checkpoint to ``output``; returns its path."""
-    missing = [f"{key}=" for key in ("checkpoint", "output") if OmegaConf.is_missing(cfg, key)]
-    if missing:
-        raise ConfigError(
-            f"gantrain-export needs {' and '.join(missing)}: for example gantrain-export "
-            f"checkpoint=outputs/dcgan/shapes/<run> format=onnx output=generator.onnx"
-        )
+    require(cfg, "gantrain-export", ("checkpoint", "output"),
+            "checkpoint=outputs/dcgan/shapes/<run> format=onnx output=generator.onnx")
     file_format, part = ExportFormat(cfg.format), cfg.part
     direction = None if cfg.direction is None else Direction(cfg.direction)
     trained = load_trained(cfg.checkpoint, resolve_device(cfg.device.type))
@@ -173,8 +170,13 @@ def export(cfg: DictConfig) -> Path:
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="export")
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> None:
     export(cfg)
+
+
+def main() -> None:
+    if not answered_version():
+        run()
 
 
 if __name__ == "__main__":

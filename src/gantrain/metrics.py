@@ -26,7 +26,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from gantrain.checkpoint import UNREADABLE, save_checkpoint
-from gantrain.errors import ConfigError
+from gantrain.errors import ConfigError, require_extra
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,9 @@ def inception_network(weights: str | None) -> nn.Module:
                 f"metrics.inception_weights={weights} is not a plain PyTorch weights file ({error}). "
                 f"Use {INCEPTION_FILE} from {INCEPTION_URL}."
             ) from None
+        require_extra("torch_fidelity", "metrics", "metrics.features=inception (FID / KID)")
         return NoTrainInceptionV3("inception-v3-compat", ["2048"], str(path))
+    require_extra("torch_fidelity", "metrics", "metrics.features=inception (FID / KID)")
     try:
         return NoTrainInceptionV3("inception-v3-compat", ["2048"])
     except OSError as error:  # URLError and socket errors while downloading

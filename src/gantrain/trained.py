@@ -41,8 +41,8 @@ def load_trained(
     ``dataset_overrides`` replace values of the stored dataset config (``path``, for data
     that moved since training).
     """
-    path = find_checkpoint(checkpoint)
-    state = load_checkpoint(path)
+    path = find_checkpoint(checkpoint, key="checkpoint")
+    state = load_checkpoint(path, key="checkpoint")
     config = OmegaConf.create(state["config"])
     for key, value in (dataset_overrides or {}).items():
         OmegaConf.update(config, f"dataset.{key}", value, merge=False, force_add=True)

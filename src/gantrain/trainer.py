@@ -24,7 +24,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gantrain import distributed
-from gantrain.checkpoint import BEST, CHECKPOINT_DIR, LAST, keep_copy, save_checkpoint
+from gantrain.checkpoint import BEST, CHECKPOINT_DIR, LAST, keep_copy, prune_kept, save_checkpoint
 from gantrain.config import (
     BadFilePolicy,
     DeviceConfig,
@@ -45,7 +45,7 @@ from gantrain.graphs import (
 )
 from gantrain.metrics import improves
 from gantrain.recipes.base import Recipe
-from gantrain.run_log import RunLogger, flat_hyperparameters
+from gantrain.run_log import METRICS_CSV, RunLogger, duration, flat_hyperparameters
 from gantrain.step import NonFiniteLoss, Step, defers_nan_check
 
 log = logging.getLogger(__name__)
@@ -107,9 +107,11 @@ class Run:
     tick: float = field(default_factory=time.perf_counter)  # when the figures of the next log line started
     tick_step: int = 0
     data_wait: float = 0.0  # seconds spent waiting for batches since ``tick``
+    started: float = field(default_factory=time.perf_counter)
+    start_step: int = 0
 
     def __post_init__(self) -> None:
-        self.tick_step = self.step
+        self.tick_step = self.start_step = self.step
 
     def due(self, every: int) -> bool:
         """Whether a periodic action is due after this step: every ``every`` steps, and after the last one."""
@@ -126,7 +128,7 @@ class Trainer:
         run_record: dict[str, Any],
     ):
         """``run_record`` (config YAML, group choices) is stored in every checkpoint."""
-        if cfg.batch_size < 1 or cfg.max_steps < 0:
+        if cfg.batch_size < 1 or (cfg.max_steps or 0) < 0 or (cfg.max_epochs or 0) < 0:
             raise ConfigError(
                 f"trainer.batch_size must be at least 1 and trainer.max_steps at least 0 "
                 f"(got {cfg.batch_size} and {cfg.max_steps})."
@@ -325,6 +327,7 @@ class Trainer:
                 save_checkpoint(state, path)
                 if keep:
                     keep_copy(path, folder / f"step_{step:07d}.pt")
+                    prune_kept(folder, self.cfg.keep_checkpoints, self.cfg.keep_checkpoints_every)
             except OSError as error:
                 raise TrainingError(
                     f"Could not write the checkpoint {path} at step {step}: {error.strerror or error}. "
@@ -433,7 +436,37 @@ class Trainer:
                 "Stopped by signal %d at step %d; checkpoint written. Continue with resume=%s",
                 self._stop_signal, run.step, self.run_dir,
             )
+        if run.logger is not None:
+            self.summarise(run)
         return FitResult(step=run.step, interrupted_by=self._stop_signal, scores=run.scores, best=self.best)
+
+    def summarise(self, run: Run) -> None:
+        """The end of a run in a few lines: how far it got, its last figures, and where everything is."""
+        latest, seconds = run.logger.latest, time.perf_counter() - run.started
+        steps = run.step - run.start_step
+
+        def figures(prefix: str) -> str:
+            return ", ".join(f"{tag.removeprefix(prefix)} {v:.4g}" for tag, v in latest.items() if tag.startswith(prefix))
+
+        kept = sorted(path.name for path in (self.run_dir / CHECKPOINT_DIR).glob("step_*.pt"))
+        lines = [
+            f"Run summary: step {run.step} of {run.max_steps}, {steps} steps in {duration(seconds)}"
+            + (f" ({steps / seconds:.3g} steps/s)" if seconds > 0 and steps else ""),
+            f"  last losses: {figures('loss/') or '-'}",
+            f"  last sample quality: {figures('quality/') or '-'}",
+        ]
+        if run.scores:
+            lines.append(f"  last evaluation: {figures('eval/')}")
+        if self.best is not None:
+            lines.append(f"  best {self.best['metric']}: {self.best['value']:.4g} at step {self.best['step']} "
+                         f"({CHECKPOINT_DIR}/{BEST})")
+        lines += [
+            f"  checkpoints: {self.run_dir / CHECKPOINT_DIR / LAST}" + (f" (and {', '.join(kept)})" if kept else ""),
+            f"  samples: {self.run_dir / 'samples'}",
+            f"  scalars: {self.run_dir / METRICS_CSV} (plot: gantrain-plot {self.run_dir})",
+            f"  TensorBoard: tensorboard --logdir {self.run_dir}",
+        ]
+        log.info("\n".join(lines))
 
     def begin(
         self, recipe: Recipe, dataset: Dataset, resume_state: dict[str, Any] | None, visual_dataset: Dataset | None
@@ -441,7 +474,7 @@ class Trainer:
         """Place, restore, compile and wrap the networks; open TensorBoard; fix the sample batch."""
         cfg = self.cfg
         steps_per_epoch = self.steps_per_epoch(dataset)
-        max_steps = cfg.max_steps if cfg.max_epochs is None else cfg.max_epochs * steps_per_epoch
+        max_steps, length = self.training_length(steps_per_epoch)
         self.place(recipe)
         start_step = self.restore(recipe, resume_state) if resume_state else 0
         if cfg.sync_batchnorm and distributed.active():
@@ -464,8 +497,8 @@ class Trainer:
                 logger.images(recipe.real_visuals(fixed_batch), 0)
         runner = self.captured_steps(recipe)
         log.info(
-            "%s from step %d to %d on %s (%s), batch %s; run directory %s",
-            "Resuming" if resume_state else "Training", start_step, max_steps, self.device,
+            "%s from step %d to %d (%s) on %s (%s), batch %s; run directory %s",
+            "Resuming" if resume_state else "Training", start_step, max_steps, length, self.device,
             self.precision.value, self.describe_batch(), self.run_dir,
         )
         if start_step >= max_steps:
@@ -477,6 +510,19 @@ class Trainer:
             logger, self.step_fn, self.autocast(graphs=runner is not None), replicas.bare if replicas else nullcontext,
             replicas, runner, sampled_step=start_step,
         )
+
+    def training_length(self, steps_per_epoch: int) -> tuple[int, str]:
+        """The last step, the first reached of ``max_steps`` and ``max_epochs``, and how it was decided."""
+        cfg = self.cfg
+        limits = {}
+        if cfg.max_steps is not None:
+            limits[f"trainer.max_steps={cfg.max_steps}"] = cfg.max_steps
+        if cfg.max_epochs is not None:
+            limits[f"trainer.max_epochs={cfg.max_epochs} of {steps_per_epoch} steps"] = cfg.max_epochs * steps_per_epoch
+        first = min(limits, key=limits.get)
+        if len(limits) == 1:
+            return limits[first], first
+        return limits[first], f"the first of {' and '.join(limits)}: {first}"
 
     def progress_bar(self, run: Run) -> tqdm:
         return tqdm(
@@ -519,13 +565,18 @@ class Trainer:
             values["health/skipped_updates"] = run.step_fn.skipped
         if self.cfg.bad_files == BadFilePolicy.skip:
             values["data/skipped_files"] = self.skipped_files
-        values.update({f"lr/{name}": opt.param_groups[0]["lr"] for name, opt in run.recipe.optimizers().items()})
-        run.tick, run.tick_step, run.data_wait = now, run.step, 0.0
+        values.update({f"lr/{name}": float(opt.param_groups[0]["lr"]) for name, opt in run.recipe.optimizers().items()})
         run.logger.scalars(values, run.step)
         progress.set_postfix(
             {tag.split("/")[-1]: f"{v:.3g}" for tag, v in values.items() if tag.startswith("loss/")}
         )
-        log.info("step %d: %s", run.step, ", ".join(f"{t} {v:.4g}" for t, v in values.items()))
+        steps_per_s = (run.step - run.tick_step) / (now - run.tick) if now > run.tick else 0.0
+        left = (run.max_steps - run.step) / steps_per_s if steps_per_s else 0.0
+        run.logger.write_table()
+        log.info("step %d of %d (%d%%), %.3g steps/s, %s left: %s", run.step, run.max_steps,
+                 100 * run.step // max(run.max_steps, 1), steps_per_s, duration(left),
+                 ", ".join(f"{t} {v:.4g}" for t, v in values.items()))
+        run.tick, run.tick_step, run.data_wait = now, run.step, 0.0
 
     def evaluate(self, run: Run, evaluate: Callable[[Recipe], dict[str, float]], best_metric: str | None) -> None:
         """The held-out scores (rank 0 alone), and ``best.pt`` when ``best_metric`` improved."""

@@ -20,11 +20,12 @@ from omegaconf import DictConfig
 from torchvision.utils import save_image
 
 from gantrain.api import load
-from gantrain.build import report_user_errors
+from gantrain.build import answered_version, report_user_errors, require
 from gantrain.config import register_configs
 from gantrain.data.image_files import list_images, read_image
 from gantrain.errors import DatasetError
 from gantrain.inference import TranslationRequest, fit_references, target_names
+from gantrain.run_log import progress
 
 log = logging.getLogger(__name__)
 register_configs()
@@ -69,6 +70,8 @@ def request_of(cfg: DictConfig, references: torch.Tensor | None) -> TranslationR
 @report_user_errors
 def translate(cfg: DictConfig) -> list[Path]:
     """Writes PNGs under ``output`` (the inputs' relative paths); returns their paths."""
+    require(cfg, "gantrain-translate", ("checkpoint", "input"),
+            "checkpoint=outputs/cyclegan/horse2zebra/<run> input=horse.jpg direction=AtoB")
     model = load(cfg.checkpoint, cfg.device.type)
     model.check(request_of(cfg, None))
 
@@ -86,24 +89,24 @@ def translate(cfg: DictConfig) -> list[Path]:
 
     output = Path(cfg.output)
     written = []
-    for group in by_size.values():
-        for start in range(0, len(group), cfg.batch_size):
-            chunk = group[start : start + cfg.batch_size]
-            inputs = torch.stack([image for _, image in chunk]).to(model.device)
-            torch.manual_seed(cfg.seed)  # the same random styles for every batch
-            results = model.translations(inputs, request)
-            for (file, image), translations in zip(chunk, results.float().cpu()):
-                relative = file.relative_to(root)
-                for name, result in zip(output_names(relative, len(translations), reference_files), translations):
-                    target = output / name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    save_image(result, target, normalize=True, value_range=(-1, 1))
-                    written.append(target)
-                if cfg.side_by_side:
-                    pair = output / "side_by_side" / relative.with_suffix(".png")
-                    pair.parent.mkdir(parents=True, exist_ok=True)
-                    row = torch.cat([image, *translations], -1)
-                    save_image(row, pair, normalize=True, value_range=(-1, 1))
+    chunks = [group[start : start + cfg.batch_size] for group in by_size.values()
+              for start in range(0, len(group), cfg.batch_size)]
+    for chunk in progress(chunks, len(chunks), f"translating {len(files)} images", log):
+        inputs = torch.stack([image for _, image in chunk]).to(model.device)
+        torch.manual_seed(cfg.seed)  # the same random styles for every batch
+        results = model.translations(inputs, request)
+        for (file, image), translations in zip(chunk, results.float().cpu()):
+            relative = file.relative_to(root)
+            for name, result in zip(output_names(relative, len(translations), reference_files), translations):
+                target = output / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                save_image(result, target, normalize=True, value_range=(-1, 1))
+                written.append(target)
+            if cfg.side_by_side:
+                pair = output / "side_by_side" / relative.with_suffix(".png")
+                pair.parent.mkdir(parents=True, exist_ok=True)
+                row = torch.cat([image, *translations], -1)
+                save_image(row, pair, normalize=True, value_range=(-1, 1))
     log.info("Wrote %d translations (%s) of %d images into %s", len(written), model.describe(request), len(files),
              output)
     return written
@@ -123,6 +126,8 @@ def run(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    if answered_version():
+        return
     sys.argv[1:] = [quote_target_list(argument) for argument in sys.argv[1:]]
     run()
 

@@ -34,6 +34,8 @@ from gantrain.errors import DatasetError
 OFFICIAL_HOST = "efrosgans.eecs.berkeley.edu"
 OFFICIAL_BASE_URL = f"http://{OFFICIAL_HOST}"
 BASE_URL_ENV = "GANTRAIN_DATASETS_URL"
+DATA_ROOT_ENV = "GANTRAIN_DATA"
+"""Where datasets live (default ``data/`` in the working directory): training, gantrain-data and the configs."""
 """Environment variable naming a mirror that replaces ``OFFICIAL_BASE_URL``."""
 DOWNLOADS_FOLDER = ".downloads"
 TIMEOUT_S = 60
@@ -60,7 +62,14 @@ class DatasetEntry:
     archive: str
     folder: str
     subfolders: tuple[str, ...]
-    sha256: str | None = None
+    option: str  # its name here and as a config: dataset=<option>, gantrain-data download <option>
+    sha256: str | None = None  # a published digest; none of the official archives has one today
+
+    @property
+    def check(self) -> str:
+        """How a download is verified: against a published digest, else by reading the whole archive and
+        checking the folder layout it extracts to."""
+        return "sha256" if self.sha256 else "integrity + layout"
 
     @property
     def key(self) -> str:
@@ -75,11 +84,16 @@ class DatasetEntry:
 
 
 def _cyclegan(name: str) -> DatasetEntry:
-    return DatasetEntry(name, UNALIGNED, "cyclegan", f"{name}.zip", name, CYCLEGAN_SUBFOLDERS)
+    # both collections publish facades and maps: the plain names are the pix2pix (paired) ones, as in configs/dataset/
+    option = f"{name}_unaligned" if name in PUBLISHED_BY_BOTH else name
+    return DatasetEntry(name, UNALIGNED, "cyclegan", f"{name}.zip", name, CYCLEGAN_SUBFOLDERS, option)
 
 
 def _pix2pix(name: str, subfolders: tuple[str, ...], folder: str | None = None) -> DatasetEntry:
-    return DatasetEntry(name, ALIGNED, "pix2pix", f"{name}.tar.gz", folder or name, subfolders)
+    return DatasetEntry(name, ALIGNED, "pix2pix", f"{name}.tar.gz", folder or name, subfolders, name)
+
+
+PUBLISHED_BY_BOTH = ("facades", "maps")
 
 
 DATASETS: dict[str, DatasetEntry] = {
@@ -114,22 +128,30 @@ DATASETS: dict[str, DatasetEntry] = {
 
 
 def get_entry(name: str, kind: str | None = None) -> DatasetEntry:
-    """The entry for a key (``pix2pix/facades``) or a bare name.
-
-    A bare name that both collections publish means the unaligned (CycleGAN)
-    one unless ``kind`` says otherwise.
-    """
+    """The entry named as ``dataset=`` names it (``facades``: the pix2pix pairs, ``facades_unaligned``: the
+    CycleGAN copy), or by key (``cyclegan/facades``), or by the archive's name of the given ``kind``."""
     candidates = [
-        entry for entry in DATASETS.values() if name in (entry.key, entry.name) and kind in (None, entry.kind)
+        entry for entry in DATASETS.values()
+        if kind in (None, entry.kind) and (name in (entry.option, entry.key) or (kind and name == entry.name))
     ]
     if not candidates:
-        known = sorted({entry.name for entry in DATASETS.values() if kind in (None, entry.kind)})
+        known = sorted(entry.option for entry in DATASETS.values() if kind in (None, entry.kind))
         wanted = f"{kind} dataset" if kind else "dataset"
         raise DatasetError(
             f"There is no official {wanted} called '{name}'. Choose one of {', '.join(known)} "
             "(`gantrain-data list` shows them all with their kinds)."
         )
-    return min(candidates, key=lambda entry: entry.kind != UNALIGNED)
+    return candidates[0]
+
+
+def archive_size(entry: DatasetEntry, base_url: str | None = None, timeout: float = 5.0) -> int | None:
+    """The archive's size in bytes, as the server announces it (None offline or when it does not say)."""
+    try:
+        with urlopen(Request(archive_url(entry, base_url), method="HEAD"), timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+    except (URLError, http.client.HTTPException, TimeoutError, ConnectionError, OSError):
+        return None
+    return int(length) if length is not None else None
 
 
 def archive_url(entry: DatasetEntry, base_url: str | None = None) -> str:
@@ -195,8 +217,7 @@ def ensure_dataset(name: str, kind: str, root: str | Path, download: bool) -> Pa
 
 
 def download_command(entry: DatasetEntry, root: Path) -> str:
-    kind_option = "" if get_entry(entry.name) == entry else f" --kind {entry.kind}"
-    return f"gantrain-data download {entry.name}{kind_option} --root {root}"
+    return f"gantrain-data download {entry.option} --root {root}"
 
 
 def _missing_subfolders(folder: Path, entry: DatasetEntry) -> list[str]:

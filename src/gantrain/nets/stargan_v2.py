@@ -5,8 +5,11 @@ either from the mapping network (a random latent and a target domain) or from th
 encoder (a reference image of the target domain). The discriminator scores each image only
 for its own domain. Every residual output is divided by sqrt(2) to keep unit variance.
 
-Image sizes are powers of two of at least 16. The official CelebA-HQ generator adds a
-high-pass skip branch for face alignment; it is left out here (AFHQ does not use it either).
+Image sizes are powers of two of at least 16. The official CelebA-HQ generator (w_hpf=1) halves
+the image once more and its decoder blocks drop their shortcuts, for a high-pass skip branch that
+carries detail around facial landmarks found by a pretrained landmark network (FAN);
+``downsamplings`` and ``decoder_shortcut`` build that architecture, without the skip branch, which
+is left out here (AFHQ does not use it either).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from gantrain.errors import ConfigError
 
 MIN_IMAGE_SIZE = 16
 
@@ -102,18 +107,26 @@ class AdaIN(nn.Module):
 
 
 class AdaINResidualBlock(nn.Module):
-    """Decoder residual block whose normalisations take the style code; optionally doubles the image."""
+    """Decoder residual block whose normalisations take the style code; optionally doubles the image.
 
-    def __init__(self, in_width: int, out_width: int, style_dim: int, upsample: bool = False):
+    Without ``shortcut`` the block outputs its residual branch alone, as the official generator's
+    blocks do when its high-pass skip (w_hpf > 0) carries the input's detail instead.
+    """
+
+    def __init__(
+        self, in_width: int, out_width: int, style_dim: int, upsample: bool = False, shortcut: bool = True
+    ):
         super().__init__()
         self.upsample = upsample
         self.norm1 = AdaIN(style_dim, in_width)
         self.conv1 = nn.Conv2d(in_width, out_width, 3, padding=1)
         self.norm2 = AdaIN(style_dim, out_width)
         self.conv2 = nn.Conv2d(out_width, out_width, 3, padding=1)
-        self.shortcut = (
-            nn.Conv2d(in_width, out_width, 1, bias=False) if in_width != out_width else nn.Identity()
-        )
+        self.shortcut: nn.Module | None = None
+        if shortcut:
+            self.shortcut = (
+                nn.Conv2d(in_width, out_width, 1, bias=False) if in_width != out_width else nn.Identity()
+            )
 
     def _resize(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=2, mode="nearest") if self.upsample else x
@@ -121,15 +134,19 @@ class AdaINResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         residual = self.conv1(self._resize(F.leaky_relu(self.norm1(x, style), 0.2)))
         residual = self.conv2(F.leaky_relu(self.norm2(residual, style), 0.2))
+        if self.shortcut is None:
+            return residual
         return (residual + self.shortcut(self._resize(x))) / math.sqrt(2)
 
 
 class Generator(nn.Module):
     """Encoder of normalised downsampling blocks, two bottleneck blocks each side, AdaIN decoder.
 
-    The image is halved log2(image_size) - 4 times (at least once), so the bottleneck is
-    16x16 at any size of at least 32; widths double from ``base_width`` up to ``max_width``
-    and the decoder mirrors them back. There is no tanh: the output range is learned.
+    The image is halved ``downsamplings`` times, by default log2(image_size) - 4 (at least once),
+    so that the bottleneck is 16x16 at any size of at least 32; widths double from ``base_width``
+    up to ``max_width`` and the decoder mirrors them back. ``decoder_shortcut=False`` builds decoder
+    blocks without shortcuts (see :class:`AdaINResidualBlock`). There is no tanh: the output range
+    is learned.
     """
 
     def __init__(
@@ -139,9 +156,17 @@ class Generator(nn.Module):
         style_dim: int = 64,
         base_width: int | None = None,
         max_width: int = 512,
+        downsamplings: int | None = None,
+        decoder_shortcut: bool = True,
     ):
         super().__init__()
-        num_downsamplings = max(1, _log2_image_size(image_size) - 4)
+        log2_size = _log2_image_size(image_size)
+        num_downsamplings = max(1, log2_size - 4) if downsamplings is None else downsamplings
+        if not 1 <= num_downsamplings <= log2_size:
+            raise ConfigError(
+                f"The StarGAN v2 generator can halve a {image_size}x{image_size} image 1 to {log2_size} times, "
+                f"not {num_downsamplings}: set model.generator_downsamplings in that range, or null for the paper's."
+            )
         first_width = _first_width(image_size, base_width, max_width)
         self.from_rgb = nn.Conv2d(channels, first_width, 3, padding=1)
         encoder: list[nn.Module] = []
@@ -150,11 +175,11 @@ class Generator(nn.Module):
         for _ in range(num_downsamplings):
             out_width = min(2 * width, max_width)
             encoder.append(ResidualBlock(width, out_width, normalize=True, downsample=True))
-            decoder.insert(0, AdaINResidualBlock(out_width, width, style_dim, upsample=True))
+            decoder.insert(0, AdaINResidualBlock(out_width, width, style_dim, True, decoder_shortcut))
             width = out_width
         for _ in range(2):
             encoder.append(ResidualBlock(width, width, normalize=True))
-            decoder.insert(0, AdaINResidualBlock(width, width, style_dim))
+            decoder.insert(0, AdaINResidualBlock(width, width, style_dim, shortcut=decoder_shortcut))
         self.encoder = nn.Sequential(*encoder)
         self.decoder = nn.ModuleList(decoder)
         self.to_rgb = nn.Sequential(

@@ -10,15 +10,28 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from gantrain.errors import ConfigError
 from gantrain.inference import Exportable
 from gantrain.losses import adversarial_loss
 from gantrain.nets.init import normal_init
+from gantrain.nets.official_weights import (
+    ImportRequest,
+    OfficialFile,
+    OfficialImport,
+    Placement,
+    Weights,
+    patch_discriminator_layout,
+    patch_discriminator_settings,
+    resnet_generator_layout,
+    resnet_generator_settings,
+)
 from gantrain.nets.patchgan import patch_discriminator
 from gantrain.nets.resnet import ResnetGenerator
 from gantrain.options import AdversarialLoss, Direction, ImageNorm, PatchDiscriminatorKind
@@ -31,6 +44,30 @@ from gantrain.task_metrics import held_out_batches
 class CycleGAN(ImageToImage):
     embedded_dataset = "shapes_unpaired"
     headline_metrics = ("all_kept",)
+    official_files: ClassVar[tuple[OfficialFile, ...]] = (
+        OfficialFile("G_A", "{step}_net_G_A.pth", "the generator A -> B"),
+        OfficialFile("G_B", "{step}_net_G_B.pth", "the generator B -> A"),
+        OfficialFile("D_A", "{step}_net_D_A.pth", "the discriminator of B images (it judges G_A's output)"),
+        OfficialFile("D_B", "{step}_net_D_B.pth", "the discriminator of A images"),
+        OfficialFile("G", "{step}_net_G.pth", "one generator, as the pretrained models are published", any_name=True),
+    )
+    """What the reference writes: a training run's checkpoints/<name>/ files, and a published model's
+    latest_net_G.pth (scripts/download_cyclegan_model.sh)."""
+    published_models: ClassVar[dict[str, tuple[str, Direction]]] = {
+        "horse2zebra": ("horse2zebra", Direction.AtoB),
+        "zebra2horse": ("horse2zebra", Direction.BtoA),
+        "apple2orange": ("apple2orange", Direction.AtoB),
+        "orange2apple": ("apple2orange", Direction.BtoA),
+        "summer2winter_yosemite": ("summer2winter_yosemite", Direction.AtoB),
+        "winter2summer_yosemite": ("summer2winter_yosemite", Direction.BtoA),
+        "monet2photo": ("monet2photo", Direction.AtoB),
+        "style_monet": ("monet2photo", Direction.BtoA),
+        "style_cezanne": ("cezanne2photo", Direction.BtoA),
+        "style_ukiyoe": ("ukiyoe2photo", Direction.BtoA),
+        "style_vangogh": ("vangogh2photo", Direction.BtoA),
+        "iphone2dslr_flower": ("iphone2dslr_flower", Direction.AtoB),
+    }
+    """Published models whose dataset gantrain has, with the direction each translates in that dataset's A/B."""
 
     def __init__(
         self,
@@ -75,6 +112,48 @@ class CycleGAN(ImageToImage):
             },
         )
         self.set_linear_decay(n_epochs, n_epochs_decay)
+
+    @classmethod
+    def official_import(cls, weights: dict[str, Weights], request: ImportRequest) -> OfficialImport:
+        """Generators and discriminators from their files (the reference's D_A judges B images, so it is
+        ``discriminator_b``); a lone published generator translates one way, the published model's or
+        ``direction``."""
+        if "G" in weights and {"G_A", "G_B"} & weights.keys():
+            raise ConfigError(
+                "The weights hold both a lone generator (latest_net_G.pth) and a training run's generators "
+                "(latest_net_G_A.pth / latest_net_G_B.pth): import one or the other."
+            )
+        generators = [role for role in ("G", "G_A", "G_B") if role in weights]
+        if not generators:
+            raise ConfigError(
+                f"A CycleGAN import needs a generator: a training run's latest_net_G_A.pth and/or "
+                f"latest_net_G_B.pth, or a published model's latest_net_G.pth (found only "
+                f"{', '.join(str(w.path) for w in weights.values())})."
+            )
+        dataset, direction = request.published(cls.published_models) or ("unaligned", Direction.AtoB)
+        dataset, direction = request.dataset or dataset, request.direction or direction
+        generator = resnet_generator_settings(weights[generators[0]])
+        model = {key: generator[key] for key in ("ngf", "n_blocks", "norm", "use_dropout")}
+        discriminators = [role for role in ("D_A", "D_B") if role in weights]
+        if discriminators:
+            found = patch_discriminator_settings(weights[discriminators[0]])
+            model |= {key: found[key] for key in ("ndf", "discriminator", "n_layers_d")}
+        lone = "generator_ab" if direction == Direction.AtoB else "generator_ba"
+        targets = {"G_A": "generator_ab", "G_B": "generator_ba", "D_A": "discriminator_b", "D_B": "discriminator_a",
+                   "G": lone}
+        layouts = {"G": resnet_generator_layout, "D": patch_discriminator_layout}
+        notes = []
+        if generators != ["G_A", "G_B"]:
+            only = {"G": direction, "G_A": Direction.AtoB, "G_B": Direction.BtoA}[generators[0]].value
+            notes.append(f"These weights translate one way, {only} ({targets[generators[0]]}): translate and export "
+                         f"with direction={only}; the other generator keeps its random initial weights.")
+        return OfficialImport(
+            dataset,
+            model,
+            {"channels": generator["channels"]} | ({"image_size": request.image_size} if request.image_size else {}),
+            {role: (Placement("", (targets[role],), layouts[role[0]]),) for role in weights},
+            notes=notes,
+        )
 
     def plan_step(self, batch_size: int) -> None:
         """The pools' choices for this step's fakes, drawn on the host in the reference's order."""

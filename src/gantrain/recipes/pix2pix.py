@@ -10,6 +10,7 @@ the model's only source of noise.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,17 @@ from gantrain.errors import ConfigError
 from gantrain.inference import Exportable
 from gantrain.losses import adversarial_loss
 from gantrain.nets.init import normal_init
+from gantrain.nets.official_weights import (
+    ImportRequest,
+    OfficialFile,
+    OfficialImport,
+    Placement,
+    Weights,
+    patch_discriminator_layout,
+    patch_discriminator_settings,
+    unet_generator_layout,
+    unet_generator_settings,
+)
 from gantrain.nets.patchgan import patch_discriminator
 from gantrain.nets.unet import UnetGenerator
 from gantrain.options import AdversarialLoss, Direction, ImageNorm, PatchDiscriminatorKind, UnetKind
@@ -31,6 +43,17 @@ from gantrain.task_metrics import held_out_batches, image_fidelity
 class Pix2Pix(ImageToImage):
     embedded_dataset = "shapes_paired"
     headline_metrics = ("psnr", "ssim")
+    official_files: ClassVar[tuple[OfficialFile, ...]] = (
+        OfficialFile("G", "{step}_net_G.pth", "the generator", any_name=True),
+        OfficialFile("D", "{step}_net_D.pth", "the conditional discriminator"),
+    )
+    """What the reference writes (a published model is latest_net_G.pth alone: scripts/download_pix2pix_model.sh)."""
+    published_models: ClassVar[dict[str, tuple[str, Direction]]] = {
+        "facades_label2photo": ("facades", Direction.BtoA),  # the reference's README: facades' A -> B is photo -> label
+        "edges2shoes": ("edges2shoes", Direction.AtoB),
+        "day2night": ("night2day", Direction.BtoA),
+    }
+    """Published models whose dataset gantrain has, with the direction each translates in that dataset's A/B."""
 
     def __init__(
         self,
@@ -66,6 +89,31 @@ class Pix2Pix(ImageToImage):
             make_optimizer, {"generator": self.generator.parameters(), "discriminator": self.discriminator.parameters()}
         )
         self.set_linear_decay(n_epochs, n_epochs_decay)
+
+    @classmethod
+    def official_import(cls, weights: dict[str, Weights], request: ImportRequest) -> OfficialImport:
+        """The U-Net and, from a training run, the discriminator; the U-Net's depth sets the image size, the
+        published model's name (or ``direction``) the direction."""
+        if "G" not in weights:
+            raise ConfigError(
+                "A pix2pix import needs the generator, latest_net_G.pth (a published model is that file alone)."
+            )
+        dataset, direction = request.published(cls.published_models) or ("aligned", Direction.AtoB)
+        dataset, direction = request.dataset or dataset, request.direction or direction
+        generator = unet_generator_settings(weights["G"])
+        size = 2 ** generator["downsamplings"]  # unet_256 halves 256 pixels down to 1
+        model = {"ngf": generator["ngf"], "norm": generator["norm"], "generator": f"unet_{size}",
+                 "direction": direction.value}
+        if "D" in weights:
+            found = patch_discriminator_settings(weights["D"])
+            model |= {key: found[key] for key in ("ndf", "discriminator", "n_layers_d")}
+        layouts = {"G": ("generator", unet_generator_layout), "D": ("discriminator", patch_discriminator_layout)}
+        return OfficialImport(
+            dataset,
+            model,
+            {"channels": generator["channels"], "image_size": request.image_size or size},
+            {role: (Placement("", (layouts[role][0],), layouts[role][1]),) for role in weights},
+        )
 
     def train(self, mode: bool = True) -> Pix2Pix:
         """Evaluation mode leaves the generator's dropout on (the paper's noise)."""

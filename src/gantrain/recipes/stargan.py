@@ -18,12 +18,14 @@ falls linearly to zero over the last ``n_steps_decay`` steps, as the paper says
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from gantrain.data.celeba import CELEBA_HAIR_COLOURS
 from gantrain.errors import ConfigError
 from gantrain.inference import BATCH, EXAMPLE_BATCH, IMAGE_AXES, Exportable, example_images
 from gantrain.labels import LabelsConfig, label_spec
@@ -32,6 +34,17 @@ from gantrain.losses import (
     gradient_penalty,
     wasserstein_critic_loss,
     wasserstein_generator_loss,
+)
+from gantrain.nets.official_weights import (
+    ImportRequest,
+    OfficialFile,
+    OfficialImport,
+    Placement,
+    Weights,
+    stargan_discriminator_layout,
+    stargan_discriminator_settings,
+    stargan_generator_layout,
+    stargan_generator_settings,
 )
 from gantrain.nets.stargan import StarGANDiscriminator, StarGANGenerator
 from gantrain.options import ImageNorm
@@ -49,8 +62,20 @@ from gantrain.task_metrics import held_out_batches
 
 class StarGAN(MultiDomain):
     schedule_per_step = True
+    schedule_settings = ("n_steps", "n_steps_decay")
     embedded_dataset = "shapes_attributes"
     headline_metrics = ("all_kept", "classifier_accuracy")
+    official_files: ClassVar[tuple[OfficialFile, ...]] = (
+        OfficialFile("G", "{step}-G.ckpt", "the generator"),
+        OfficialFile("D", "{step}-D.ckpt", "the discriminator and its label classifier"),
+    )
+    """What the reference writes (the published CelebA models are 200000-G.ckpt and 200000-D.ckpt: download.sh)."""
+    published_labels: ClassVar[dict[int, tuple[str, tuple[str, ...]]]] = {
+        5: ("celeba", ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")),
+        8: ("rafd", ("angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised")),
+    }
+    """By the number of labels the generator takes: the published CelebA attributes in their order, and RaFD's
+    eight expressions as its class folders sort (the reference reads RaFD with ImageFolder)."""
 
     def __init__(
         self,
@@ -89,6 +114,50 @@ class StarGAN(MultiDomain):
             make_optimizer, {"generator": self.generator.parameters(), "discriminator": self.discriminator.parameters()}
         )
         self.set_linear_decay(n_steps, n_steps_decay)
+
+    @classmethod
+    def official_import(cls, weights: dict[str, Weights], request: ImportRequest) -> OfficialImport:
+        """The generator and the discriminator; the labels are the published ones for their number, or
+        ``labels``: CelebA attributes (multi-hot, hair colours exclusive as the reference sets them) with
+        the celeba dataset, domains with any other.  The discriminator's class head fixes the image size."""
+        if "G" not in weights:
+            raise ConfigError("A StarGAN import needs the generator, <iterations>-G.ckpt (such as 200000-G.ckpt).")
+        generator = stargan_generator_settings(weights["G"])
+        model: dict[str, object] = {"ngf": generator["ngf"], "n_blocks": generator["n_blocks"]}
+        channels, image_size = 3, request.image_size  # the reference's images are RGB
+        notes = []
+        if "D" in weights:
+            found = stargan_discriminator_settings(weights["D"])
+            model |= {"ndf": found["ndf"], "n_layers_d": found["n_layers"]}
+            channels, image_size = found["channels"], image_size or found["image_size"]
+        else:
+            notes.append("Without the discriminator file (<iterations>-D.ckpt) the discriminator keeps random weights; "
+                         "gantrain-translate target=<attributes> reads which attributes an input has with its "
+                         "classifier, so import the D file too.")
+        count = generator["inputs"] - channels
+        dataset, names = cls.published_labels.get(count, (None, None))
+        dataset, names = request.dataset or dataset, request.labels or names
+        if dataset is None or names is None or len(names) != count:
+            raise ConfigError(
+                f"The generator takes {count} labels: name them in the order it was trained with, labels=[a,b,...] "
+                f"({count} names), and their dataset, dataset_option=celeba for CelebA attributes or a "
+                f"folder-per-domain dataset such as dataset_option=rafd."
+            )
+        attributes = dataset == "celeba"
+        hair = [name for name in names if name in CELEBA_HAIR_COLOURS]
+        labels = LabelsConfig(list(names), [hair] if attributes and len(hair) >= 2 else [], attributes)
+        translators = ("generator", "generator_ema.module")  # and its average, where the run keeps one
+        placements = {"G": (Placement("", translators, stargan_generator_layout),),
+                      "D": (Placement("", ("discriminator",), stargan_discriminator_layout),)}
+        return OfficialImport(
+            dataset,
+            model,
+            {"channels": channels} | ({"attributes": list(names)} if attributes else {})
+            | ({"image_size": image_size} if image_size else {}),
+            {role: placements[role] for role in weights},
+            labels=labels,
+            notes=notes,
+        )
 
     @property
     def translator(self) -> nn.Module:

@@ -16,7 +16,8 @@ needs a pretrained landmark network, is left out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +29,26 @@ from gantrain.errors import ConfigError
 from gantrain.inference import BATCH, EXAMPLE_BATCH, Exportable, StyleTranslationModel, example_images
 from gantrain.labels import LabelsConfig, label_spec
 from gantrain.losses import adversarial_loss, r1_penalty
-from gantrain.nets.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
+from gantrain.nets.official_weights import (
+    ImportRequest,
+    Layout,
+    OfficialFile,
+    OfficialImport,
+    Placement,
+    Weights,
+    stargan_v2_discriminator_layout,
+    stargan_v2_generator_layout,
+    stargan_v2_mapping_layout,
+    stargan_v2_settings,
+    stargan_v2_style_encoder_layout,
+)
+from gantrain.nets.stargan_v2 import (
+    Discriminator,
+    Generator,
+    MappingNetwork,
+    StyleEncoder,
+    default_base_width,
+)
 from gantrain.options import AdversarialLoss
 from gantrain.recipes.base import (
     FIXED_NOISE_SEED,
@@ -50,7 +70,26 @@ class StarGANv2(MultiDomain):
     uses_references = True
     inference_model = StyleTranslationModel
     embedded_dataset = "shapes_domains"
+    schedule_settings = ("diversity_decay_steps",)
     headline_metrics = ("latent_all_kept", "reference_all_kept")
+    official_files: ClassVar[tuple[OfficialFile, ...]] = (
+        OfficialFile("nets_ema", "{step}_nets_ema.ckpt", "the averaged generator, mapping network and style encoder"),
+        OfficialFile("nets", "{step}_nets.ckpt", "the trained networks, the discriminator among them"),
+        OfficialFile("optims", "{step}_optims.ckpt", "optimizer state",
+                     ignored="optimizer state: an imported run starts with fresh optimizers"),
+    )
+    """What the reference writes (a published model is 100000_nets_ema.ckpt alone: download.sh)."""
+    published_domains: ClassVar[dict[int, tuple[str, tuple[str, ...]]]] = {
+        2: ("celeba_hq", ("female", "male")),
+        3: ("afhq", ("cat", "dog", "wild")),
+    }
+    """By the number of domains: the published models' dataset and domains (their folders, sorted)."""
+    official_networks: ClassVar[dict[str, tuple[str, Callable[..., Layout]]]] = {
+        "generator": ("generator", stargan_v2_generator_layout),
+        "mapping_network": ("mapping", stargan_v2_mapping_layout),
+        "style_encoder": ("style_encoder", stargan_v2_style_encoder_layout),
+    }
+    """The averaged networks: the reference's name -> this recipe's attribute and the layout."""
 
     def __init__(
         self,
@@ -63,6 +102,8 @@ class StarGANv2(MultiDomain):
         mapping_width: int,
         base_width: int | None,
         max_width: int,
+        generator_downsamplings: int | None,
+        decoder_shortcut: bool,
         lambda_r1: float,
         lambda_style: float,
         lambda_diversity: float,
@@ -81,7 +122,9 @@ class StarGANv2(MultiDomain):
         super().__init__(spec, image_shape)
         channels, image_size, domains = image_shape[0], image_shape[-1], spec.size
         self.latent_dim = latent_dim
-        self.generator = Generator(image_size, channels, style_dim, base_width, max_width)
+        self.generator = Generator(
+            image_size, channels, style_dim, base_width, max_width, generator_downsamplings, decoder_shortcut
+        )
         self.mapping = MappingNetwork(domains, latent_dim, style_dim, mapping_width)
         self.style_encoder = StyleEncoder(image_size, domains, channels, style_dim, base_width, max_width)
         self.discriminator = Discriminator(image_size, domains, channels, base_width, max_width)
@@ -103,6 +146,72 @@ class StarGANv2(MultiDomain):
                 "style_encoder": self.style_encoder.parameters(),
                 "discriminator": self.discriminator.parameters(),
             },
+        )
+
+    @classmethod
+    def official_import(cls, weights: dict[str, Weights], request: ImportRequest) -> OfficialImport:
+        """The averaged networks from nets_ema (the published file) and the trained ones, the discriminator
+        among them, from nets (a training run's); either fills the other's networks when it is alone.  A
+        generator with one more downsampling than the paper's is the official one with the high-pass skip
+        (w_hpf > 0): built with its decoder blocks' shortcuts off, without the landmark-guided skip itself."""
+        if not weights.keys() & {"nets_ema", "nets"}:
+            raise ConfigError("A StarGAN v2 import needs <iterations>_nets_ema.ckpt (such as 100000_nets_ema.ckpt, the "
+                              "published file) or a training run's <iterations>_nets.ckpt.")
+        found = stargan_v2_settings(weights["nets_ema"] if "nets_ema" in weights else weights["nets"])
+        image_size = request.image_size or found["image_size"]
+        paper_downsamplings = max(1, image_size.bit_length() - 5)  # log2(image_size) - 4
+        high_pass = found["downsamplings"] == paper_downsamplings + 1
+        model = {key: found[key] for key in ("latent_dim", "style_dim", "mapping_width", "max_width")}
+        model |= {
+            "base_width": None if found["first_width"] == min(default_base_width(image_size), found["max_width"])
+            else found["first_width"],
+            "generator_downsamplings": None if found["downsamplings"] == paper_downsamplings else found["downsamplings"],
+            "decoder_shortcut": not high_pass,
+        }
+        dataset, names = cls.published_domains.get(found["domains"], (None, None))
+        dataset, names = request.dataset or dataset, request.labels or names
+        if dataset is None or names is None or len(names) != found["domains"]:
+            raise ConfigError(
+                f"The networks have {found['domains']} domains: name them in the order they were trained with, "
+                f"labels=[a,b,...] ({found['domains']} names, the sorted folder names), and their dataset, e.g. "
+                f"dataset_option=domains."
+            )
+
+        def fills(role: str, network: str) -> tuple[str, ...]:
+            """nets_ema fills the averages and nets the trained networks; a file given alone fills both."""
+            averaged = f"{network}_ema.module"
+            if ("nets" if role == "nets_ema" else "nets_ema") in weights:
+                return (averaged if role == "nets_ema" else network,)
+            return averaged, network
+
+        landmarks = Placement("fan.", ignored="the FAN landmark network of the high-pass skip (w_hpf > 0), which "
+                                              "gantrain does not reproduce")
+        placements = {
+            role: (
+                *(Placement(f"{official}.", fills(role, network), layout)
+                  for official, (network, layout) in cls.official_networks.items()),
+                *([Placement("discriminator.", ("discriminator",), stargan_v2_discriminator_layout)]
+                  if role == "nets" else []),
+                landmarks,
+            )
+            for role in weights
+        }
+        notes = []
+        if high_pass:
+            notes.append("The generator is the official one with the high-pass skip (w_hpf=1, as for CelebA-HQ): "
+                         "gantrain builds its extra downsampling and its decoder without shortcuts, but not the "
+                         "skip, which needs the FAN landmark network (wing.ckpt), so translations lack the detail "
+                         "it carries around the eyes, nose and mouth (docs/pretrained.md).")
+        return OfficialImport(
+            dataset,
+            model,
+            {"channels": found["channels"], "image_size": image_size},
+            placements,
+            labels=LabelsConfig(list(names), [], False),
+            # the averages hold averaged weights already: they go on averaging rather than restart as a copy
+            counters={f"{network}_ema.n_averaged": 1 for network, _ in cls.official_networks.values()}
+            if "nets_ema" in weights else {},
+            notes=notes,
         )
 
     def training_data(self, dataset: Dataset, seed: int | None = None) -> Dataset:
