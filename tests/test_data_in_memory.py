@@ -22,7 +22,7 @@ from gantrain.data.celeba import celeba
 from gantrain.data.domains import DomainFolders, WithReferences
 from gantrain.data.image_files import BadImageFile
 from gantrain.data.images import cifar10, image_folder, mnist
-from gantrain.data.in_memory import BatchAugment
+from gantrain.data.in_memory import MEMORY_SHARE, BatchAugment, keeps_in_memory, skipping_bad_files
 from gantrain.data.shapes import ShapesDataset
 from gantrain.data.shapes_attributes import ShapesAttributes
 from gantrain.data.shapes_translation import ShapesPaired, ShapesUnpaired
@@ -339,7 +339,7 @@ def test_unsupported_datasets_refuse_in_memory(tmp_path: Path, make) -> None:
         "celeba",
         "resize_and_crop",
         "shapes",
-        "dataset.in_memory=false",
+        "dataset.in_memory=auto or false",
     )
 
 
@@ -352,6 +352,63 @@ def test_the_config_key_reaches_the_dataset() -> None:
         assert cfg.dataset.in_memory is True
         dataset = build_dataset(cfg)
         assert dataset.batch_transform is not None and dataset[0][0].dtype == torch.uint8
-        held_out = compose("train", overrides=["dataset=shapes_unpaired", "dataset.num_samples=8"])
-        assert held_out.dataset.in_memory is False
-        assert getattr(build_dataset(held_out), "batch_transform", None) is None
+        by_default = compose("train", overrides=["dataset=shapes_unpaired", "dataset.num_samples=8"])
+        assert by_default.dataset.in_memory == "auto"
+        assert build_dataset(by_default).batch_transform is not None  # 8 tiny pairs fit in any budget
+        off = compose("train", overrides=["dataset=shapes_unpaired", "dataset.num_samples=8", "dataset.in_memory=false"])
+        assert getattr(build_dataset(off), "batch_transform", None) is None
+
+
+# dataset.in_memory=auto: the decision, its log line, and bad files under trainer.bad_files=skip
+
+
+@pytest.mark.parametrize(("available", "kept"), [(2 * 3 * 16 * 16 * 10 / MEMORY_SHARE, True),
+                                                 (2 * 3 * 16 * 16 * 10 / MEMORY_SHARE - 1, False)])
+def test_auto_keeps_the_images_when_they_fit_the_budget(available, kept, monkeypatch, caplog) -> None:
+    monkeypatch.setattr("gantrain.data.in_memory.available_memory", lambda: int(available))
+    caplog.set_level("INFO", logger="gantrain.data.in_memory")
+    # 10 items of two 3 x 16 x 16 uint8 images: 15,360 bytes
+    assert keeps_in_memory("auto", 10, (2, 3, 16, 16), "pairs") is kept
+    (line,) = [record.getMessage() for record in caplog.records]
+    assert line.startswith(f"dataset.in_memory=auto: {'on' if kept else 'off'}. 10 pairs of 2x3x16x16 uint8 take ")
+    assert f"({round(100 * MEMORY_SHARE)}% of the " in line
+    assert ("trainer.num_workers" in line) is not kept  # when off, what would help
+    assert keeps_in_memory(True, 10, (3, 16, 16), "x") is True and keeps_in_memory(False, 10, (3, 16, 16), "x") is False
+    expected_error(lambda: keeps_in_memory("sometimes", 10, (3, 16, 16), "x"), "dataset.in_memory='sometimes'",
+                   "auto", "true or false")
+
+
+def test_auto_turns_off_for_datasets_that_cannot_and_for_other_preprocessing(tmp_path: Path, caplog) -> None:
+    caplog.set_level("INFO", logger="gantrain.data.in_memory")
+    root = str(aligned_folder(tmp_path))
+    folders = AlignedFolders(root, image_size=SIZE, preprocess="crop", in_memory="auto")
+    assert folders.batch_transform is None
+    assert "dataset.in_memory=auto: off, dataset.preprocess=crop cannot" in caplog.text
+    for domain in ("cat", "dog"):
+        save(tmp_path / "domains" / "train" / domain / "0.png", noise(20, 20, seed=1))
+    domains = DomainFolders(str(tmp_path / "domains"), image_size=SIZE, in_memory="auto")
+    assert getattr(domains, "batch_transform", None) is None
+    assert "dataset.in_memory=auto: off, the domain folders" in caplog.text
+
+
+@pytest.mark.parametrize("in_memory", [True, "auto"])
+def test_a_bad_file_at_start_up_is_skipped_with_a_warning_under_skip(in_memory, tmp_path: Path, caplog) -> None:
+    root = unaligned_folder(tmp_path)
+    (root / "trainB" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(BadImageFile, match="broken.png"):  # trainer.bad_files=fail: stop before any work
+        UnalignedFolders(str(root), image_size=SIZE, load_size=LOAD, in_memory=in_memory)
+    with skipping_bad_files(True):
+        kept = UnalignedFolders(str(root), image_size=SIZE, load_size=LOAD, in_memory=in_memory)
+    assert kept.images_b is not None
+    assert "Skipped at start-up (trainer.bad_files=skip): The image file" in caplog.text
+    broken = next(number for number, file in enumerate(kept.files_b) if file.name == "broken.png")
+    with pytest.raises(BadImageFile, match="broken.png"):  # drawn, it is skipped and counted as without in_memory
+        kept.images_b[broken]
+    assert kept.images_b[(broken + 1) % len(kept.files_b)].dtype == torch.uint8
+
+
+def test_under_torchrun_the_processes_of_a_machine_share_the_budget(monkeypatch) -> None:
+    monkeypatch.setattr("gantrain.data.in_memory.available_memory", lambda: int(3 * 16 * 16 * 10 / MEMORY_SHARE))
+    assert keeps_in_memory("auto", 10, (3, 16, 16), "images")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # each process would keep its own copy
+    assert not keeps_in_memory("auto", 10, (3, 16, 16), "images")

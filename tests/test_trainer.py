@@ -13,6 +13,7 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -238,11 +239,11 @@ def faces_with_a_truncated_file(tmp_path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_bad_image_files_fail_with_the_file_name_or_are_skipped_and_counted(workers, faces_with_a_truncated_file,
-                                                                            workdir):
+@pytest.mark.parametrize(("workers", "in_memory"), [(0, "false"), (2, "false"), (0, "auto")])
+def test_bad_image_files_fail_with_the_file_name_or_are_skipped_and_counted(workers, in_memory,
+                                                                            faces_with_a_truncated_file, workdir):
     data = ["dataset=folder", f"dataset.path={faces_with_a_truncated_file}", "trainer.batch_size=4",
-            f"trainer.num_workers={workers}", "model.ngf=8", "model.ndf=8", "device=cpu", "trainer.max_steps=8",
+            f"trainer.num_workers={workers}", f"dataset.in_memory={in_memory}", "model.ngf=8", "model.ndf=8", "device=cpu", "trainer.max_steps=8",
             "trainer.log_every=4", "trainer.sample_every=100", "trainer.num_samples=4"]
     failed = run_cli("model=dcgan", *data, f"hydra.run.dir={workdir / 'fail'}", cwd=workdir, check=False)
     assert failed.returncode == 2 and "Traceback" not in failed.stderr
@@ -251,4 +252,25 @@ def test_bad_image_files_fail_with_the_file_name_or_are_skipped_and_counted(work
     run_cli("model=dcgan", *data, "trainer.bad_files=skip", f"hydra.run.dir={workdir / 'skip'}", cwd=workdir)
     skipped = read_events(workdir / "skip")[0]["data/skipped_files"]
     assert skipped[8] == 2  # two epochs of 16 images, the broken one once in each
-    assert "Skipped the unreadable image file" in (workdir / "skip" / "train.log").read_text()
+    log = (workdir / "skip" / "train.log").read_text()
+    assert "Skipped the unreadable image file" in log
+    if in_memory == "auto":  # 16 images fit: kept in memory, the broken one skipped at start-up with a warning
+        assert "dataset.in_memory=auto: on. 16 images of 3x64x64 uint8" in log
+        assert "Skipped at start-up (trainer.bad_files=skip): The image file" in log
+
+
+@pytest.mark.parametrize("kept_in_memory", [False, True])
+def test_a_loader_bottleneck_is_told_once_with_the_settings_that_help(kept_in_memory, caplog):
+    trainer = SimpleNamespace(cfg=SimpleNamespace(num_workers=0))
+    dataset = SimpleNamespace(batch_transform=object() if kept_in_memory else None)
+    run = SimpleNamespace(told_data_wait=False, tick_step=0, start_step=0, dataset=dataset)
+    Trainer.tell_data_wait(trainer, run, 0.3)  # the first interval includes the start: not a bottleneck yet
+    run.tick_step = 100
+    Trainer.tell_data_wait(trainer, run, 0.03)  # under 5%
+    assert not caplog.records
+    Trainer.tell_data_wait(trainer, run, 0.2)
+    Trainer.tell_data_wait(trainer, run, 0.4)
+    (warning,) = caplog.records
+    assert "waited for data 20% of the time" in warning.getMessage()
+    assert "trainer.num_workers=2" in warning.getMessage()
+    assert ("dataset.in_memory=true" in warning.getMessage()) is not kept_in_memory

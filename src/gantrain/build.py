@@ -15,8 +15,11 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from torch.utils.data import Dataset
 
 from gantrain.config import model_schema
-from gantrain.errors import ConfigError, GantrainError
+from gantrain.data.image_files import BadImageFile
+from gantrain.data.in_memory import skipping_bad_files
+from gantrain.errors import ConfigError, DatasetError, GantrainError
 from gantrain.labels import LabelsConfig
+from gantrain.options import BadFilePolicy
 from gantrain.recipes.base import Recipe
 
 log = logging.getLogger(__name__)
@@ -44,8 +47,17 @@ def image_shape(cfg: DictConfig) -> tuple[int, int, int]:
 
 
 def build_dataset(cfg: DictConfig, **overrides: Any) -> Dataset:
-    """The configured dataset; ``overrides`` replace config values (``split="test"``)."""
-    return build(cfg.dataset, **overrides)
+    """The configured dataset; ``overrides`` replace config values (``split="test"``).
+
+    Under ``trainer.bad_files=skip`` a bad file met while keeping the images in memory is skipped with a
+    warning (and again, counted, when a batch draws it), as it would be without ``dataset.in_memory``.
+    """
+    with skipping_bad_files(OmegaConf.select(cfg, "trainer.bad_files") == BadFilePolicy.skip):
+        try:
+            return build(cfg.dataset, **overrides)
+        except BadImageFile as error:  # met while keeping the images in memory, under trainer.bad_files=fail
+            raise DatasetError(f"{error} Or set trainer.bad_files=skip to train without it (skipped and counted).") \
+                from None
 
 
 def renamed_model_keys(model: DictConfig) -> DictConfig:

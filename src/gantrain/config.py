@@ -111,8 +111,9 @@ class DatasetConfig:
     channels: int = 3
     download: bool = False
     # decode every image once and keep it as uint8; crop / flip / normalise whole batches on the device
-    # (folder, celeba, CycleGAN / pix2pix folders with preprocess=resize_and_crop, the embedded shapes)
-    in_memory: bool = False
+    # (folder, celeba, CycleGAN / pix2pix folders with preprocess=resize_and_crop, the embedded shapes);
+    # auto: when the images fit within half the available memory (data/in_memory.py), with the figures in the log
+    in_memory: bool | str = "auto"
 
 
 @dataclass

@@ -16,7 +16,7 @@ import torch
 from torchvision.transforms import v2
 
 from gantrain.data.images import ImageFiles, batch_transform_for, existing_folder, image_transform
-from gantrain.data.in_memory import BatchAugment
+from gantrain.data.in_memory import BatchAugment, keeps_in_memory
 from gantrain.errors import DatasetError
 
 CELEBA_FOLDER = "img_align_celeba"
@@ -69,7 +69,7 @@ def celeba(
     exclusive_groups: Sequence[Sequence[str]] = (tuple(CELEBA_HAIR_COLOURS),),
     split: str = "train",
     flip: bool = False,
-    in_memory: bool = False,
+    in_memory: bool | str = False,
 ) -> CelebAFaces:
     """The aligned CelebA faces (``img_align_celeba/*.jpg``, 178x218), optionally labelled by attributes.
 
@@ -89,10 +89,13 @@ def celeba(
     if split not in CELEBA_SPLITS:
         raise DatasetError(f"dataset.split={split!r} is not supported; use dataset.split=train, test or all.")
     flip = flip and split != "test"
-    transform = image_transform(
-        image_size, channels, face_crop=CELEBA_FACE_CROP, flip=flip, in_memory=in_memory
-    )
-    batch_transform = batch_transform_for(in_memory, channels, flip)
+
+    def transforms(count: int) -> tuple[v2.Compose, BatchAugment | None]:
+        """The per-image and the batch transform, once ``dataset.in_memory`` is decided for ``count`` faces."""
+        keep = keeps_in_memory(in_memory, count, (channels, image_size, image_size), "faces")
+        face = image_transform(image_size, channels, face_crop=CELEBA_FACE_CROP, flip=flip, in_memory=keep)
+        return face, batch_transform_for(keep, channels, flip)
+
     hint = (
         f"Download img_align_celeba.zip ('Align&Cropped Images') from the official CelebA page {CELEBA_URL}, "
         f"unzip it so that the folder holds {CELEBA_FOLDER}/000001.jpg ... {CELEBA_FOLDER}/202599.jpg, and set "
@@ -106,6 +109,7 @@ def celeba(
         if not files:
             raise DatasetError(f"No CelebA images (*.jpg) were found in '{image_dir}'. {hint}")
         files = [files[number] for number in _celeba_split_or_error(len(files), split, image_dir)]
+        transform, batch_transform = transforms(len(files))
         return CelebAFaces(files, transform, batch_transform=batch_transform)
 
     attribute_file = _celeba_attribute_file(root, image_dir)
@@ -120,6 +124,7 @@ def celeba(
             f"missing from '{image_dir}', e.g. '{missing[0]}'; unzip all of img_align_celeba.zip there. {hint}"
         )
     groups = [[name for name in attributes if name in group] for group in exclusive_groups]
+    transform, batch_transform = transforms(len(files))
     return CelebAFaces(
         files,
         transform,

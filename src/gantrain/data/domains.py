@@ -24,7 +24,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
 from gantrain.data.image_files import check_channels_and_size, list_images, open_image, to_channels
-from gantrain.data.in_memory import refuse_in_memory
+from gantrain.data.in_memory import auto_off
 from gantrain.errors import DatasetError
 
 SPLITS = ("train", "test")
@@ -63,9 +63,9 @@ class DomainFolders(Dataset):
         flip: bool = True,
         random_crop_probability: float = 0.0,
         balanced: bool = True,
-        in_memory: bool = False,
+        in_memory: bool | str = False,
     ) -> None:
-        refuse_in_memory(
+        auto_off(
             in_memory,
             "the domain folders (dataset=domains, afhq, celeba_hq, rafd)",
             "their random resized crop, StarGAN v2's augmentation, is drawn per image",

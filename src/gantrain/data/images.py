@@ -23,7 +23,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
 from gantrain.data.image_files import check_channels_and_size, list_images, open_image, to_channels
-from gantrain.data.in_memory import BatchAugment, refuse_in_memory, stack_items
+from gantrain.data.in_memory import BatchAugment, auto_off, keeps_in_memory, stack_items
 from gantrain.errors import DatasetError
 
 IMAGE_FOLDER_HINT = (
@@ -63,18 +63,19 @@ class ImageFiles(Dataset):
 
 
 def image_folder(
-    path: str | None, image_size: int, channels: int = 3, download: bool = False, in_memory: bool = False
+    path: str | None, image_size: int, channels: int = 3, download: bool = False, in_memory: bool | str = False
 ) -> Dataset:
     """Every image below ``path`` (searched recursively, sorted by relative path).
 
     ``download`` is accepted only so all dataset configs share one signature;
     a custom folder has nothing to download.
     """
-    transform = image_transform(image_size, channels, in_memory=in_memory)
     root = existing_folder(path, IMAGE_FOLDER_HINT)
     files = list_images(root)
     if not files:
         raise DatasetError(f"The image folder '{root}' contains no images. {IMAGE_FOLDER_HINT}")
+    in_memory = keeps_in_memory(in_memory, len(files), (channels, image_size, image_size), "images")
+    transform = image_transform(image_size, channels, in_memory=in_memory)
     return ImageFiles(files, transform, batch_transform_for(in_memory, channels))
 
 
@@ -83,9 +84,9 @@ def batch_transform_for(in_memory: bool, channels: int, flip: bool = False) -> B
     return BatchAugment(None, random_crop=False, flip=flip, channels=channels) if in_memory else None
 
 
-def mnist(path: str | None, image_size: int, channels: int, download: bool, in_memory: bool = False) -> Dataset:
+def mnist(path: str | None, image_size: int, channels: int, download: bool, in_memory: bool | str = False) -> Dataset:
     """The MNIST training split (60,000 handwritten digits, labels 0-9) via torchvision."""
-    refuse_in_memory(in_memory, "dataset=mnist", "torchvision already keeps its digits in memory")
+    auto_off(in_memory, "dataset=mnist", "torchvision already keeps its digits in memory")
     root = Path(path or "data/mnist").expanduser()
     raw_folder = root / "MNIST" / "raw"
     archives = [archive for archive, _ in MNIST.resources]
@@ -101,9 +102,11 @@ def mnist(path: str | None, image_size: int, channels: int, download: bool, in_m
     )
 
 
-def cifar10(path: str | None, image_size: int, channels: int = 3, download: bool = False, in_memory: bool = False) -> Dataset:
+def cifar10(
+    path: str | None, image_size: int, channels: int = 3, download: bool = False, in_memory: bool | str = False
+) -> Dataset:
     """The CIFAR-10 training split (50,000 32x32 photos, labels 0-9) via torchvision."""
-    refuse_in_memory(in_memory, "dataset=cifar10", "torchvision already keeps its photos in memory")
+    auto_off(in_memory, "dataset=cifar10", "torchvision already keeps its photos in memory")
     root = Path(path or "data/cifar10").expanduser()
     batch_files = [name for name, _ in CIFAR10.train_list + CIFAR10.test_list] + [CIFAR10.meta["filename"]]
     how_to_fix = (

@@ -1,4 +1,10 @@
-"""``dataset.in_memory=true``: decode every image once, then crop, flip and normalise whole batches at once.
+"""``dataset.in_memory``: decode every image once, then crop, flip and normalise whole batches at once.
+
+``auto`` (the default) keeps the images when their uint8 pixels fit within
+``MEMORY_SHARE`` of the memory available at start-up, and says so in the log
+with the figures; ``true`` and ``false`` force it.  The kept images stay in host
+memory: each batch goes to the device as it is drawn, so only the host's memory
+is budgeted.
 
 Why: a folder dataset otherwise opens, decodes, resizes, crops, flips and
 normalises every image again in every epoch, one item at a time in Python,
@@ -30,15 +36,20 @@ checkpointed RNG state makes runs resume exactly.
 """
 
 import logging
+import math
 import os
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 from tqdm import tqdm
 
+from gantrain.data.image_files import BadImageFile
 from gantrain.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -50,6 +61,94 @@ IN_MEMORY_DATASETS = (
 )
 PROGRESS_MIN_ITEMS = 1000
 """Smaller datasets are decoded without a progress bar."""
+MEMORY_SHARE = 0.5
+"""``dataset.in_memory=auto`` keeps the images when they take at most this share of the memory available at
+start-up (Linux's MemAvailable: free memory plus what the kernel can reclaim), leaving the other half to the
+networks, the optimizers and the rest of the machine."""
+IN_MEMORY_SETTINGS = "dataset.in_memory=auto (keep the images when they fit), true or false"
+
+_skip_bad_files: ContextVar[bool] = ContextVar("skip_bad_files", default=False)
+
+
+@contextmanager
+def skipping_bad_files(skip: bool) -> Iterator[None]:
+    """Datasets built inside keep decoding past bad files (``trainer.bad_files=skip``): see :func:`stack_items`."""
+    token = _skip_bad_files.set(skip)
+    try:
+        yield
+    finally:
+        _skip_bad_files.reset(token)
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation: MemAvailable on Linux, else the free physical pages."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def mebibytes(size: float) -> str:
+    return f"{size / 2**20:,.1f} MiB" if size < 2**30 else f"{size / 2**30:,.1f} GiB"
+
+
+def keeps_in_memory(setting: bool | str, count: int, item_shape: tuple[int, ...], what: str) -> bool:
+    """Whether a dataset keeps its ``count`` decoded ``item_shape`` uint8 images (``dataset.in_memory``).
+
+    ``true`` / ``false`` as set; ``auto``: when they fit within :data:`MEMORY_SHARE` of the available memory,
+    shared among the processes of this machine under torchrun (each keeps a copy).  The decision and its figures
+    go to the log.
+    """
+    if setting is True or setting is False:
+        return setting
+    if setting != "auto":
+        raise DatasetError(f"dataset.in_memory={setting!r} is not a choice: use {IN_MEMORY_SETTINGS}.")
+    need = count * math.prod(item_shape)
+    available = available_memory()
+    share = MEMORY_SHARE / int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun: a copy in every process
+    keep = need <= share * available
+    log.info(
+        "dataset.in_memory=auto: %s. %d %s of %s uint8 take %s; the budget is %s (%d%% of the %s available)%s",
+        "on" if keep else "off", count, what, "x".join(map(str, item_shape)), mebibytes(need),
+        mebibytes(share * available), round(100 * share), mebibytes(available),
+        "." if keep else ": each image is decoded when a batch needs it (trainer.num_workers=N decodes in "
+        "N processes; dataset.in_memory=true keeps them anyway).",
+    )
+    return keep
+
+
+def auto_off(setting: bool | str, dataset: str, reason: str) -> None:
+    """For a dataset that cannot keep its images in memory: ``auto`` says so in the log, ``true`` is an error."""
+    if setting is True:
+        raise DatasetError(
+            f"dataset.in_memory=true is not supported by {dataset} ({reason}); it is supported by "
+            f"{IN_MEMORY_DATASETS}. Set dataset.in_memory=auto or false for this dataset."
+        )
+    if setting == "auto":
+        log.info("dataset.in_memory=auto: off, %s cannot keep decoded images (%s).", dataset, reason)
+    elif setting is not False:
+        raise DatasetError(f"dataset.in_memory={setting!r} is not a choice: use {IN_MEMORY_SETTINGS}.")
+
+
+class KeptImages:
+    """The stacked images of an in-memory dataset; an item whose file could not be decoded raises its
+    :class:`BadImageFile` when drawn, as it would without ``in_memory``, so ``trainer.bad_files`` applies."""
+
+    def __init__(self, images: torch.Tensor, bad: dict[int, BadImageFile]):
+        self.images, self.bad = images, bad
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, key: int | tuple) -> torch.Tensor:
+        index = int(key[0] if isinstance(key, tuple) else key)
+        if index in self.bad:
+            raise self.bad[index]
+        return self.images[key]
 
 
 class BatchTransform(Protocol):
@@ -156,15 +255,34 @@ def _is_image(value: Any) -> bool:
     return isinstance(value, torch.Tensor) and value.dtype == torch.uint8 and value.dim() == 4
 
 
-def stack_items(count: int, make: Callable[[int], torch.Tensor], what: str) -> torch.Tensor:
+def stack_items(count: int, make: Callable[[int], torch.Tensor], what: str) -> KeptImages:
     """``make(0) ... make(count - 1)``, tensors of one shape, stacked into one ``count x ...`` tensor.
 
     ``make`` runs on ``torch.get_num_threads()`` threads (Pillow and NumPy
     release the GIL while decoding, resizing and rendering), and the result
-    is filled in place, so memory peaks at the result's size.  Errors (e.g.
-    :class:`~gantrain.data.image_files.BadImageFile`) come through unchanged.
+    is filled in place, so memory peaks at the result's size.  A
+    :class:`~gantrain.data.image_files.BadImageFile` stops the run here, or
+    inside :func:`skipping_bad_files` is logged and kept for its item to raise
+    when drawn; other errors come through unchanged.
     """
-    first = make(0)
+    skip_bad = _skip_bad_files.get()  # read here: the decoding threads do not inherit the context
+    started = time.perf_counter()
+    bad: dict[int, BadImageFile] = {}
+
+    def attempt(index: int) -> torch.Tensor | None:
+        try:
+            return make(index)
+        except BadImageFile as error:
+            if not skip_bad:
+                raise
+            bad[index] = error
+            return None
+
+    first_index = 0
+    while (first := attempt(first_index)) is None:
+        first_index += 1
+        if first_index == count:
+            raise DatasetError(f"None of the {count} {what} can be decoded; the first: {bad[0]}")
     size = count * first.numel() * first.element_size()
     shape = "x".join(map(str, first.shape))
     log.info(
@@ -182,10 +300,13 @@ def stack_items(count: int, make: Callable[[int], torch.Tensor], what: str) -> t
             f"dataset.in_memory=true needs {size / 2**30:.1f} GiB for {count} {what} of {shape} pixels, "
             f"which could not be allocated ({' '.join(str(error).split())}); set dataset.in_memory=false."
         ) from None
-    stacked[0] = first
+    stacked[first_index] = first
 
     def fill(index: int) -> None:
-        item = make(index)
+        item = attempt(index)
+        if item is None:
+            stacked[index] = 0
+            return
         if item.shape != first.shape:  # the supported preprocessing gives every item one size
             raise ValueError(
                 f"{what} item {index} has shape {tuple(item.shape)}, item 0 {tuple(first.shape)}."
@@ -202,17 +323,11 @@ def stack_items(count: int, make: Callable[[int], torch.Tensor], what: str) -> t
             unit="image",
             disable=True if count < PROGRESS_MIN_ITEMS else None,
         ) as progress:
-            for _ in pool.map(fill, range(1, count)):
+            for _ in pool.map(fill, range(first_index + 1, count)):
                 progress.update(1)
     finally:
         pool.shutdown(cancel_futures=True)  # after an error, the files not yet decoded are not decoded
-    return stacked
-
-
-def refuse_in_memory(in_memory: bool, dataset: str, reason: str) -> None:
-    """A one-paragraph DatasetError for a dataset that cannot keep its images in memory."""
-    if in_memory:
-        raise DatasetError(
-            f"dataset.in_memory=true is not supported by {dataset} ({reason}); it is supported by "
-            f"{IN_MEMORY_DATASETS}. Set dataset.in_memory=false for this dataset."
-        )
+    log.info("Kept %d %s in memory in %.1f s", count - len(bad), what, time.perf_counter() - started)
+    for error in sorted(bad.values(), key=lambda error: str(error.file)):
+        log.warning("Skipped at start-up (trainer.bad_files=skip): %s", error)
+    return KeptImages(stacked, bad)

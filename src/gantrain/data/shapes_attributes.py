@@ -102,9 +102,9 @@ class ShapesAttributes(_ShapesTranslation):
         num_samples: int = 20000,
         seed: int = 0,
         labels: LabelKind | str = LabelKind.attributes,
-        in_memory: bool = False,
+        in_memory: bool | str = False,
     ) -> None:
-        super().__init__(path, image_size, channels, download, split, num_samples, seed)
+        super().__init__(path, image_size, channels, download, split, num_samples, seed, in_memory=False)
         if channels != 3:
             raise DatasetError(
                 f"The coloured shapes are labelled by their colour, so they need dataset.channels=3, got {channels}."
@@ -119,7 +119,7 @@ class ShapesAttributes(_ShapesTranslation):
         self.label_names = list(ATTRIBUTE_NAMES if self.multi_label else DOMAIN_NAMES)
         self.label_groups = [list(group) for group in self.attribute_groups] if self.multi_label else []
         self._domain_indices: list[list[int]] | None = None
-        if in_memory:
+        if self._keeps_in_memory(in_memory):
             self._keep_in_memory()  # here rather than in the base class: rendering needs the checks above
 
     def attributes(self, index: int) -> dict:

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from gantrain.data.in_memory import BatchAugment, stack_items
+from gantrain.data.in_memory import BatchAugment, keeps_in_memory, stack_items
 from gantrain.data.shapes import (
     FOREGROUND_MIN_DISTANCE,
     MIN_IMAGE_SIZE,
@@ -83,7 +83,7 @@ class _ShapesTranslation(Dataset):
         split: str = "train",
         num_samples: int = 20000,
         seed: int = 0,
-        in_memory: bool = False,
+        in_memory: bool | str = False,
     ) -> None:
         if image_size < MIN_IMAGE_SIZE:
             raise DatasetError(f"The shapes datasets need image_size >= {MIN_IMAGE_SIZE}, got {image_size}.")
@@ -100,8 +100,13 @@ class _ShapesTranslation(Dataset):
         self.seed = seed
         self.images: torch.Tensor | None = None
         self.batch_transform: BatchAugment | None = None
-        if in_memory:
+        if self._keeps_in_memory(in_memory):
             self._keep_in_memory()
+
+    def _keeps_in_memory(self, setting: bool | str) -> bool:
+        """``dataset.in_memory`` for this split's renderings (an item holds one or two images)."""
+        shape = (len(self._renderings(0)), self.channels, self.image_size, self.image_size)
+        return keeps_in_memory(setting, self.num_samples, shape, f"{type(self).__name__} {self.split} items")
 
     def _keep_in_memory(self) -> None:
         """Render every item once and keep it; batch_transform scales the batches to [-1, 1]."""

@@ -56,7 +56,7 @@ from gantrain.data.image_files import (
     open_image,
     to_channels,
 )
-from gantrain.data.in_memory import BatchAugment, stack_items
+from gantrain.data.in_memory import BatchAugment, auto_off, keeps_in_memory, stack_items
 from gantrain.errors import DatasetError
 
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
@@ -96,7 +96,7 @@ class _TranslationFolders(Dataset):
         preprocess: str = "resize_and_crop",
         flip: bool = True,
         name: str | None = None,
-        in_memory: bool = False,
+        in_memory: bool | str = False,
     ) -> None:
         if split not in SPLITS:
             raise DatasetError(f"dataset.split={split!r} is not supported; use dataset.split=train or test.")
@@ -104,13 +104,11 @@ class _TranslationFolders(Dataset):
             raise DatasetError(
                 f"dataset.preprocess={preprocess!r} is not supported; use one of {', '.join(PREPROCESS_MODES)}."
             )
-        if in_memory and preprocess != "resize_and_crop":
+        if in_memory is not False and preprocess != "resize_and_crop":
             mode = getattr(preprocess, "value", preprocess)  # the config's Preprocess enum, or a plain string
-            raise DatasetError(
-                f"dataset.in_memory=true supports dataset.preprocess=resize_and_crop only (every image is "
-                f"resized to load_size once and cropped a batch at a time), not preprocess={mode}; set "
-                f"dataset.preprocess=resize_and_crop or dataset.in_memory=false."
-            )
+            auto_off(in_memory, f"dataset.preprocess={mode}", "only resize_and_crop resizes every image to one "
+                     "load_size, which can be done once and cropped a batch at a time")
+            in_memory = False
         check_channels_and_size(channels, image_size)
         if preprocess in ("resize_and_crop", "scale_width_and_crop") and load_size < image_size:
             raise DatasetError(
@@ -126,7 +124,7 @@ class _TranslationFolders(Dataset):
         self.transform = translation_transform(preprocess, image_size, load_size, channels, augment, flip)
         self._index_files()
         self.batch_transform: BatchAugment | None = None
-        if in_memory:
+        if keeps_in_memory(in_memory, self._decoded_images(), (channels, load_size, load_size), f"{split} images"):
             self.batch_transform = BatchAugment(
                 image_size, random_crop=augment, flip=flip and augment, channels=channels, paired=self.paired
             )
@@ -139,6 +137,10 @@ class _TranslationFolders(Dataset):
 
     def _keep_in_memory(self, prepare: v2.Transform) -> None:
         """Decode every file once with ``prepare`` (PIL image -> uint8 tensor at load_size) and keep it."""
+        raise NotImplementedError
+
+    def _decoded_images(self) -> int:
+        """How many load_size images the split decodes (a side-by-side pair is two)."""
         raise NotImplementedError
 
     def _find_root(self, path: str | None, name: str | None, download: bool) -> Path:
@@ -217,6 +219,9 @@ class UnalignedFolders(_TranslationFolders):
 
         self.images_a, self.images_b = decode(self.files_a, "A"), decode(self.files_b, "B")
 
+    def _decoded_images(self) -> int:
+        return len(self.files_a) + len(self.files_b)
+
     def __len__(self) -> int:
         return max(len(self.files_a), len(self.files_b))
 
@@ -264,6 +269,9 @@ class AlignedFolders(_TranslationFolders):
             return torch.stack([prepare(half) for half in self._halves(self.files[index])])
 
         self.pairs = stack_items(len(self.files), load, f"{self.split} A|B pairs")
+
+    def _decoded_images(self) -> int:
+        return 2 * len(self.files)
 
     def __len__(self) -> int:
         return len(self.files)
