@@ -371,7 +371,7 @@ def test_judge_attributes_on_ground_truth_and_each_mistake(shapes_and_targets) -
     assert scores(translations(dataset, colours, shapes, moved)) == all_but("position_kept")
 
     def resized(attributes: dict) -> dict:
-        return {**attributes, "size": attributes["size"] * (0.8 if attributes["size"] > 17 else 1.2)}
+        return {**attributes, "size": attributes["size"] * (0.85 if attributes["size"] > 17 else 1.15)}
 
     assert scores(translations(dataset, colours, shapes, resized)) == all_but("size_kept")
     yellow = translations(

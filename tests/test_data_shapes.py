@@ -205,3 +205,73 @@ def test_judge_summary_on_a_known_mix():
             "share_triangle": 0.0,
         }
     )
+
+
+def coverage_image(coverage: np.ndarray, colour=RED) -> torch.Tensor:
+    """A shape given by its per-pixel coverage, in ``colour`` on black, as a 1 x 3 x H x W batch."""
+    return to_tensor(np.rint(coverage[..., np.newaxis] * np.asarray(colour, dtype=np.float64)).astype(np.uint8))
+
+
+def centred_offsets(image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel centres' distances from the image centre, across and down."""
+    offsets = np.arange(image_size) + 0.5 - image_size / 2
+    return offsets[np.newaxis, :], offsets[:, np.newaxis]
+
+
+def rounded_square(image_size: int, side: float, corner_radius: float) -> np.ndarray:
+    """The coverage of a centred square whose corners are quarter circles of ``corner_radius`` pixels."""
+    dx, dy = (np.abs(offset) - (side / 2 - corner_radius) for offset in centred_offsets(image_size))
+    outside = np.hypot(np.maximum(dx, 0), np.maximum(dy, 0)) + np.minimum(np.maximum(dx, dy), 0)
+    return np.clip(0.5 - (outside - corner_radius), 0, 1)
+
+
+def ellipse(image_size: int, diameter: float, width_to_height: float) -> np.ndarray:
+    """The coverage of a centred ellipse with the area of a circle of ``diameter``, ``width_to_height`` as wide."""
+    dx, dy = centred_offsets(image_size)
+    half_width, half_height = diameter / 2 * width_to_height**0.5, diameter / 2 / width_to_height**0.5
+    return np.clip(0.5 - (np.hypot(dx / half_width, dy / half_height) - 1) * half_height, 0, 1)
+
+
+@pytest.mark.parametrize("image_size", [16, 24, 32, 48, 64, 96, 128])
+def test_judge_accepts_clean_shapes_at_every_size_from_smallest_to_largest(image_size):
+    sides = [low * image_size for low in (0.35, 0.55, 0.75)]  # the dataset's range of sizes
+    centre = (image_size / 2, image_size / 2)
+    images = torch.cat([to_tensor(render_shape(kind, image_size, centre, side, GREEN))
+                        for kind in SHAPE_NAMES for side in sides])
+    assert judge(images).tolist() == [label for label in range(3) for _ in sides]
+
+
+@pytest.mark.parametrize("image_size", [16, 32, 64, 128])
+def test_judge_rejects_rounded_squares_and_ellipses(image_size):
+    side = 0.55 * image_size
+    slightly_rounded = rounded_square(image_size, side, corner_radius=0.1 * side)
+    rounded = [rounded_square(image_size, side, corner_radius=share * side) for share in (0.25, 0.3, 0.35)]
+    ellipses = [ellipse(image_size, side, ratio) for ratio in (1.1, 1.2, 1 / 1.1)]
+    assert judge(coverage_image(slightly_rounded)).item() == SQUARE  # a generator's anti-aliasing, not a miss
+    assert judge(torch.cat([coverage_image(c) for c in rounded + ellipses])).tolist() == [-1] * 6
+
+
+def test_judge_rejects_overlapping_shapes_of_one_colour():
+    pairs = [("circle", (13.0, 14.0), "square", (19.0, 18.0)), ("square", (12.0, 16.0), "square", (20.0, 16.0)),
+             ("triangle", (14.0, 16.0), "circle", (19.0, 14.0)), ("circle", (13.0, 16.0), "circle", (19.0, 16.0))]
+    images = [np.maximum(render_shape(a, 32, at_a, 12.0, RED), render_shape(b, 32, at_b, 12.0, RED))
+              for a, at_a, b, at_b in pairs]
+    assert torch.all(judge(torch.cat([to_tensor(image) for image in images])) == -1)
+
+
+@pytest.mark.parametrize("kind", SHAPE_NAMES)
+def test_judge_rejects_a_shape_cut_by_the_border(kind):
+    whole = render_shape(kind, 32, (16.0, 16.0), 16.0, RED)
+    cut = [render_shape(kind, 32, centre, 16.0, RED) for centre in ((4.0, 16.0), (16.0, 28.0), (3.0, 6.0))]
+    assert judge(to_tensor(whole)).item() == SHAPE_NAMES.index(kind)
+    assert torch.all(judge(torch.cat([to_tensor(image) for image in cut])) == -1)
+
+
+def test_judge_rejects_blurred_shapes_and_colour_noise_inside_the_shape():
+    images = torch.cat([shape_image(kind, 32) for kind in SHAPE_NAMES])
+    blurred = torch.from_numpy(ndimage.gaussian_filter(images.numpy(), sigma=(0, 0, 1.5, 1.5)))
+    # every pixel of the shape a different hue: a generator that has the outline but not one colour
+    inside = (images > -1).any(dim=1, keepdim=True)
+    hue_noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(4)) * 0.3
+    mottled = torch.where(inside, (images + hue_noise).clamp(-1, 1), images)
+    assert torch.all(judge(torch.cat([blurred, mottled])) == -1)

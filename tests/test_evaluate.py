@@ -67,7 +67,7 @@ def test_eval_reports_task_metrics_of_a_translation_model(workdir, cache_home):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["metrics.best=fid"], "trainer.eval_every=0 runs none"),
+        (["metrics.best=fid", "trainer.eval_every=0"], "trainer.eval_every=0 runs none"),
         (["trainer.eval_every=2", "metrics.best=psnr"], "metrics.best=psnr is not measured"),
         (["trainer.eval_every=2", "metrics.features=alexnet", "metrics.fid=true"], "metrics.features"),
     ],

@@ -135,3 +135,13 @@ def test_r1_gradients_do_not_underflow_in_fp16_when_scaled():
     exact = 0.5 * 8 * (weight.item() ** 2) ** 2  # 0.5 * the squared gradient norm, per sample
     assert r1_penalty(scores(), real).item() == 0.0  # the gradient underflowed: no penalty at all
     assert r1_penalty(scores(), real, torch.tensor(2.0**10)).item() == pytest.approx(exact, rel=1e-2)
+
+
+@pytest.mark.parametrize("fp16_scale", [None, 1024.0])
+def test_each_update_records_its_networks_unscaled_gradient_norm(fp16_scale):
+    network = nn.Linear(2, 1)
+    scaler = torch.amp.GradScaler("cpu", enabled=fp16_scale is not None, init_scale=fp16_scale or 1.0)
+    step = Step({"net": torch.optim.SGD(network.parameters(), lr=0.1)}, scaler)
+    # d/dw of (x . w + b) with x = (3, 4) is (3, 4), and 1 for the bias: norm sqrt(9 + 16 + 1)
+    step("net", network(torch.tensor([[3.0, 4.0]])).sum())
+    assert float(step.grad_norms["net"]) == pytest.approx(26 ** 0.5)

@@ -63,6 +63,8 @@ class Step:
         self.step_number = 0  # the training step being taken, for the reports (set by begin_step)
         self.flags: DeviceFlags | None = None  # the deferred checks' record, on the device of the first loss
         self.stepped: set[str] = set()  # optimizers stepped since the scaler's last update
+        # each network's latest gradient norm (unscaled), kept on the device for the logging cadence
+        self.grad_norms: dict[str, torch.Tensor] = {}
 
     def begin_step(self, number: int) -> None:
         """The training step about to be taken, for the report of a non-finite loss (no device sync)."""
@@ -92,12 +94,26 @@ class Step:
         # the backward pass runs outside autocast, as the PyTorch AMP notes recommend
         with torch.autocast(loss.device.type, enabled=False):
             self.scaler.scale(loss).backward()
+        for name, optimizer in zip(names, optimizers, strict=True):
+            self.grad_norms[name] = self.gradient_norm(optimizer, loss.device)
         for optimizer in optimizers:
             if non_finite is not None and optimizer.defaults.get("fused"):
                 optimizer.found_inf = non_finite  # fused Adam leaves weights, moments and step count as they were
             self.scaler.step(optimizer)
             optimizer.__dict__.pop("found_inf", None)
             optimizer.zero_grad(set_to_none=True)
+
+    def gradient_norm(self, optimizer: torch.optim.Optimizer, device: torch.device) -> torch.Tensor:
+        """The L2 norm of the gradients this update applies, on the device (``health/grad_norm/<network>``).
+
+        It shows a generator's gradient vanishing (the minimax loss once D wins).  One fused norm per update
+        and no host read: the trainer reads it with the other scalars at the logging cadence.
+        """
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not grads:
+            return torch.zeros((), device=device)
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())
+        return norm / self.loss_scale(device)
 
     def read_deferred(self) -> None:
         """The deferred flags since the last read, in one device sync: count the skipped updates, or raise

@@ -84,6 +84,10 @@ class FitResult:
     best: dict[str, Any] | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
 
 
+DATA_WAIT_WARNING = 0.05
+"""Above this share of a log interval spent waiting for batches, the run says which settings would help."""
+
+
 @dataclass
 class Run:
     """What one call of :meth:`Trainer.fit` carries from step to step."""
@@ -109,6 +113,7 @@ class Run:
     data_wait: float = 0.0  # seconds spent waiting for batches since ``tick``
     started: float = field(default_factory=time.perf_counter)
     start_step: int = 0
+    told_data_wait: bool = False  # the loader-bottleneck warning is given once a run
 
     def __post_init__(self) -> None:
         self.tick_step = self.start_step = self.step
@@ -221,6 +226,19 @@ class Trainer:
         if self.compile:
             for network in recipe.compilable_networks():
                 network.compile(backend=self.compile_backend)
+
+    def tell_data_wait(self, run: Run, share: float) -> None:
+        """Warn once when the input pipeline holds up the steps (after the first log interval, which includes
+        the start), naming the settings that would help."""
+        if run.told_data_wait or share <= DATA_WAIT_WARNING or run.tick_step == run.start_step:
+            return
+        run.told_data_wait = True
+        workers = f"trainer.num_workers={self.cfg.num_workers + 2} prepares batches in worker processes"
+        if getattr(run.dataset, "batch_transform", None) is None:  # not kept in memory
+            workers = ("dataset.in_memory=true keeps the decoded images (off now: see the start-up log), and "
+                       f"{workers} where cores are spare")
+        log.warning("The steps waited for data %d%% of the time (perf/data_wait_share %.3f): the input pipeline is "
+                    "the bottleneck. %s.", round(100 * share), share, workers)
 
     def autocast(self, graphs: bool = False) -> torch.autocast:
         """Autocast at the run's precision; inside CUDA graphs without its weight-cast cache (PyTorch's advice)."""
@@ -561,6 +579,8 @@ class Trainer:
         values["perf/images_per_s"] = images / (now - run.tick)
         # above a few percent, the data pipeline starves the device: see docs/performance.md
         values["perf/data_wait_share"] = run.data_wait / (now - run.tick)
+        values.update({f"health/grad_norm/{name}": float(norm) for name, norm in run.step_fn.grad_norms.items()})
+        self.tell_data_wait(run, values["perf/data_wait_share"])
         if run.step_fn.skip_non_finite:
             values["health/skipped_updates"] = run.step_fn.skipped
         if self.cfg.bad_files == BadFilePolicy.skip:

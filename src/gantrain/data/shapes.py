@@ -26,7 +26,9 @@ Judge (per image, colours scaled to [0, 1])
     3. Connected components (8-neighbourhood): the largest must hold at least
        95% of the foreground pixels, otherwise there are stray blobs or
        several shapes; holes inside it may cover at most 2% of its pixels
-       (the shapes are solid, a ring is not).
+       (the shapes are solid, a ring is not).  It may reach at most 2 of the
+       image's outermost pixels (a tip; the dataset keeps every shape 2 px off
+       them): a shape cut by the border is not a whole shape.
     4. Shape colour: median over the component's core, i.e. the pixels at least
        half as far from the background as the component's median, eroded by one
        pixel so anti-aliased or blurry edges do not count.  The core's largest
@@ -38,17 +40,30 @@ Judge (per image, colours scaled to [0, 1])
        largest column sum.
     6. Size: area within [0.04, 0.7] of the image (the dataset spans about
        0.06 to 0.56) and width / height within [1/1.2, 1.2].
-    7. Class: fill ratio area / (width * height) and skewness of the coverage's
-       row positions (0 for the up-down symmetric circle and square, -0.57 for
-       the triangle, whose mass sits low) must fall in one class's bands:
-       circle fill [0.72, 0.87], square [0.90, 1.08], triangle [0.40, 0.72];
-       skewness [-0.2, 0.2] for circle and square, [-0.8, -0.35] for the
-       triangle.  Anything else is invalid.
+    7. Class: fill ratio area / (width * height), width / height and skewness of
+       the coverage's row positions (0 for the up-down symmetric circle and
+       square, -0.57 for the triangle, whose mass sits low) must fall in one
+       class's bands: circle fill [0.74, 0.85], square [0.95, 1.05], triangle
+       [0.40, 0.80]; width / height within 1.08 (either way) for circle and
+       square, 1.2 for the triangle (whose anti-aliased base row reads up to
+       1.19 at 16 px); skewness [-0.2, 0.2] for circle and square,
+       [-0.8, -0.35] for the triangle.  Anything else is invalid.  The bands
+       hold every clean rendering at 16 to 128 px and the rendering blurred
+       (sigma 0.7 px, from 32 px) or noised (sigma 0.05); they reject the near
+       misses a generator draws: a square whose corners are rounded to a
+       radius of a quarter of its side (fill 0.947), an ellipse 1.1 times as
+       wide as high (width / height 1.096 at 16 px).  The triangle's band
+       reaches 0.80 for the smallest triangles at 16 px (6 px tall, fill 0.78).
     8. Outline: the ideal shape of that class with the measured area and
        centroid is drawn; coverage outside its outline grown by half a pixel,
        plus coverage missing inside its outline shrunk by half a pixel, must
        stay within 10% of the area.  This rejects blobs that only share the
        class's fill ratio, such as two overlapping shapes.
+    9. Sharp edges: the pixels of partial coverage (0.1 to 0.9) divided by the
+       ideal outline's perimeter is the edge's mean width; it may be at most
+       3 px.  The renderer's anti-aliased edge measures 0.5 to 1.0 px, the
+       rendering blurred with sigma 0.7 px about 2, sigma 1.0 px 2.3 to 2.9,
+       sigma 1.5 px 3.3 to 3.9 at every size: a blurred shape is a near miss.
 """
 
 import colorsys
@@ -59,7 +74,7 @@ import torch
 from scipy import ndimage
 from torch.utils.data import Dataset
 
-from gantrain.data.in_memory import BatchAugment, stack_items
+from gantrain.data.in_memory import BatchAugment, keeps_in_memory, stack_items
 from gantrain.errors import DatasetError
 
 SHAPE_NAMES: tuple[str, ...] = ("circle", "square", "triangle")
@@ -78,14 +93,20 @@ LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 FOREGROUND_MIN_DISTANCE = 0.15
 LARGEST_COMPONENT_MIN_SHARE = 0.95
 MAX_HOLE_SHARE = 0.02
+MAX_BORDER_PIXELS = 2
 CORE_MAX_SPREAD = 0.08
 AREA_SHARE_RANGE = (0.04, 0.7)
 MAX_ASPECT = 1.2
-FILL_RANGES = {"circle": (0.72, 0.87), "square": (0.90, 1.08), "triangle": (0.40, 0.72)}
+FILL_RANGES = {"circle": (0.74, 0.85), "square": (0.95, 1.05), "triangle": (0.40, 0.80)}
+CLASS_MAX_ASPECT = {"circle": 1.08, "square": 1.08, "triangle": MAX_ASPECT}
 SKEWNESS_RANGES = {"circle": (-0.2, 0.2), "square": (-0.2, 0.2), "triangle": (-0.8, -0.35)}
 IDEAL_FILL = {"circle": np.pi / 4, "square": 1.0, "triangle": 0.5}
 OUTLINE_TOLERANCE = 0.5
 MAX_OUTLINE_MISMATCH = 0.1
+PARTIAL_COVERAGE = (0.1, 0.9)
+MAX_EDGE_WIDTH = 3.0
+PERIMETER_PER_SQRT_AREA = {"circle": 2 * np.sqrt(np.pi), "square": 4.0, "triangle": (1 + np.sqrt(5)) * np.sqrt(2)}
+"""Perimeter / sqrt(area) of each ideal shape (the triangle: base s, height s, two sides s * sqrt(5) / 2)."""
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 
@@ -155,7 +176,7 @@ class ShapesDataset(Dataset):
         path: str | None = None,
         download: bool = False,
         background: tuple[int, int, int] = (0, 0, 0),
-        in_memory: bool = False,
+        in_memory: bool | str = False,
     ) -> None:
         if image_size < MIN_IMAGE_SIZE:
             raise DatasetError(f"The shapes dataset needs image_size >= {MIN_IMAGE_SIZE}, got {image_size}.")
@@ -172,7 +193,7 @@ class ShapesDataset(Dataset):
         self.background = tuple(int(value) for value in background)
         self.images: torch.Tensor | None = None
         self.batch_transform: BatchAugment | None = None
-        if in_memory:
+        if keeps_in_memory(in_memory, num_samples, (channels, image_size, image_size), "shapes"):
             labels = [0] * num_samples
 
             def render(index: int) -> torch.Tensor:
@@ -285,6 +306,8 @@ def _judge_one(offset: np.ndarray) -> int:
     if component_sizes.max() < LARGEST_COMPONENT_MIN_SHARE * component_sizes.sum():
         return -1
     shape = components == 1 + component_sizes.argmax()
+    if shape.sum() - shape[1:-1, 1:-1].sum() > MAX_BORDER_PIXELS:
+        return -1
     holes = ndimage.binary_fill_holes(shape) & ~shape
     if holes.sum() > MAX_HOLE_SHARE * shape.sum():
         return -1
@@ -310,13 +333,22 @@ def _judge_one(offset: np.ndarray) -> int:
         return -1
 
     fill = area / (width * height)
+    aspect = max(width / height, height / width)
     skewness = _vertical_skewness(row_sums)
     for label, name in enumerate(SHAPE_NAMES):
         fill_low, fill_high = FILL_RANGES[name]
         skewness_low, skewness_high = SKEWNESS_RANGES[name]
-        if fill_low <= fill <= fill_high and skewness_low <= skewness <= skewness_high:
-            return label if _outline_mismatch(name, coverage) <= MAX_OUTLINE_MISMATCH else -1
+        in_bands = fill_low <= fill <= fill_high and aspect <= CLASS_MAX_ASPECT[name]
+        if in_bands and skewness_low <= skewness <= skewness_high:
+            whole = _outline_mismatch(name, coverage) <= MAX_OUTLINE_MISMATCH
+            return label if whole and _edge_width(name, coverage) <= MAX_EDGE_WIDTH else -1
     return -1
+
+
+def _edge_width(kind: str, coverage: np.ndarray) -> float:
+    """Mean width in pixels of the edge's ramp from background to shape: partial pixels per pixel of outline."""
+    partial = np.count_nonzero((coverage > PARTIAL_COVERAGE[0]) & (coverage < PARTIAL_COVERAGE[1]))
+    return float(partial / (PERIMETER_PER_SQRT_AREA[kind] * np.sqrt(coverage.sum())))
 
 
 def _vertical_skewness(row_sums: np.ndarray) -> float:
