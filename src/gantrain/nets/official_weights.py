@@ -145,15 +145,21 @@ class OfficialImport:
 # -- CycleGAN and pix2pix (junyanz/pytorch-CycleGAN-and-pix2pix, models/networks.py) ------------------------
 
 
+def residual_stack_layout(network: nn.Module, stack: str, block_stack: str, block_type: type) -> Layout:
+    """A generator whose layers sit in one sequential (the reference's ``stack``, gantrain's ``net``) with
+    residual blocks among them (their layers in the reference's ``block_stack``, gantrain's ``block``)."""
+    modules = {}
+    for index, layer in enumerate(network.net):
+        modules[f"{stack}.{index}"] = f"net.{index}"
+        if isinstance(layer, block_type):
+            modules |= {f"{stack}.{index}.{block_stack}.{j}": f"net.{index}.block.{j}" for j in range(len(layer.block))}
+    return Layout(modules)
+
+
 def resnet_generator_layout(network: ResnetGenerator) -> Layout:
     """ResnetGenerator keeps its layers in ``model``, a residual block its own in ``conv_block``; gantrain's
     ``net`` and ``block`` have the same layers at the same indices."""
-    modules = {}
-    for index, layer in enumerate(network.net):
-        modules[f"model.{index}"] = f"net.{index}"
-        if isinstance(layer, ResidualBlock):
-            modules |= {f"model.{index}.conv_block.{j}": f"net.{index}.block.{j}" for j in range(len(layer.block))}
-    return Layout(modules)
+    return residual_stack_layout(network, "model", "conv_block", ResidualBlock)
 
 
 def resnet_generator_settings(weights: Weights) -> dict[str, Any]:
@@ -231,12 +237,7 @@ def patch_discriminator_settings(weights: Weights) -> dict[str, Any]:
 def stargan_generator_layout(network: StarGANGenerator) -> Layout:
     """Generator keeps its layers in ``main``, a residual block its own in ``main``; gantrain's ``net`` and
     ``block`` have the same layers at the same indices."""
-    modules = {}
-    for index, layer in enumerate(network.net):
-        modules[f"main.{index}"] = f"net.{index}"
-        if isinstance(layer, StarGANResidualBlock):
-            modules |= {f"main.{index}.main.{j}": f"net.{index}.block.{j}" for j in range(len(layer.block))}
-    return Layout(modules)
+    return residual_stack_layout(network, "main", "main", StarGANResidualBlock)
 
 
 def stargan_generator_settings(weights: Weights) -> dict[str, Any]:
