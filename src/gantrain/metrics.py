@@ -7,6 +7,9 @@ TensorFlow 2015-12-05 graph, through torchmetrics): its weights come from
 distances are not comparable with published FIDs, but they rank runs on the embedded
 shapes offline.  The features of a dataset's real images are computed once and
 cached next to the data (under ``~/.cache/gantrain`` for the embedded datasets).
+
+torchmetrics is imported where a figure is computed: with the SciPy modules it loads it takes
+seconds, which every command would otherwise pay at start-up.
 """
 
 from __future__ import annotations
@@ -22,8 +25,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
-from torchmetrics.image.kid import KernelInceptionDistance
 
 from gantrain.checkpoint import UNREADABLE, save_checkpoint
 from gantrain.errors import ConfigError, require_extra
@@ -93,6 +94,8 @@ def mean_pairwise_distance(images: torch.Tensor) -> float:
 
 def inception_network(weights: str | None) -> nn.Module:
     """torchmetrics' Inception (2048 pool features) from a local file, or from the download when online."""
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -156,6 +159,9 @@ def feature_distances(real: torch.Tensor, fake: torch.Tensor, kid_subset_size: i
     """
     if min(len(real), len(fake)) < 2:
         raise ConfigError("FID / KID need at least 2 real and 2 generated images: raise metrics.num_images.")
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
     fid = FrechetInceptionDistance(feature=PassThrough(real.size(1)))
     subset = min(kid_subset_size, len(real), len(fake))
     with warnings.catch_warnings():  # that KID keeps every feature: it must, and they are few

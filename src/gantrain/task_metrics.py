@@ -38,7 +38,6 @@ from urllib.parse import urlparse
 
 import torch
 from torch.utils.data import Dataset, default_collate
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from gantrain.data.shapes_translation import PSNR_CAP_DB
 from gantrain.device import move_to
@@ -87,6 +86,9 @@ def held_out_batches(dataset: Dataset, count: int, device: torch.device) -> Iter
 
 def image_fidelity(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per image of two N x C x H x W batches in [-1, 1]: L1, PSNR (capped at PSNR_CAP_DB) and SSIM."""
+    # imported here: torchmetrics takes seconds to import (see gantrain.metrics)
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
     unit_outputs, unit_targets = ((outputs + 1) / 2).clamp(0, 1), ((targets + 1) / 2).clamp(0, 1)
     psnr = peak_signal_noise_ratio(unit_outputs, unit_targets, data_range=1.0, reduction="none", dim=(1, 2, 3))
     return {
