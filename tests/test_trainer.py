@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,10 +38,22 @@ def poisoned_copy(run_dir: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def four_step_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny DCGAN run trained for 4 steps, once for this file's tests: each resumes a copy."""
+    workdir = tmp_path_factory.mktemp("four_steps")
+    run_cli(*tiny("dcgan", "trainer.max_steps=4", f"hydra.run.dir={workdir / 'run'}"), cwd=workdir)
+    return workdir / "run"
+
+
+@pytest.fixture
+def run_dir(four_step_run: Path, workdir: Path) -> Path:
+    """A copy of the 4-step run in this test's working directory."""
+    return Path(shutil.copytree(four_step_run, workdir / "run"))
+
+
 @pytest.mark.parametrize("check", ["update", "deferred"])
-def test_training_that_diverges_stops_with_the_step_and_keeps_the_last_good_checkpoint(check, workdir):
-    run_dir = workdir / "run"
-    run_cli(*tiny("dcgan", "trainer.max_steps=4", f"hydra.run.dir={run_dir}"), cwd=workdir)
+def test_training_that_diverges_stops_with_the_step_and_keeps_the_last_good_checkpoint(check, run_dir, workdir):
     good = (run_dir / "checkpoints" / "last.pt").read_bytes()
     poisoned = poisoned_copy(run_dir)
     # deferred: the run reads the flags at step 6, its logging cadence; update: before each update
@@ -158,9 +171,7 @@ def test_sigkill_at_random_moments_never_costs_more_than_the_last_checkpoint(wor
     assert load_checkpoint(run_dir)["step"] == 40
 
 
-def test_resume_with_other_settings_is_refused_with_the_differences(workdir):
-    run_dir = workdir / "run"
-    run_cli(*tiny("dcgan", "trainer.max_steps=4", f"hydra.run.dir={run_dir}"), cwd=workdir)
+def test_resume_with_other_settings_is_refused_with_the_differences(run_dir, workdir):
     refused = run_cli(*tiny("dcgan", "trainer.max_steps=8", "model.ngf=16", "dataset.image_size=64"),
                       f"resume={run_dir}", cwd=workdir, check=False)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
