@@ -70,7 +70,7 @@ def test_stargan_v2_on_domain_folders(workdir, domains_root):
     ],
 )
 def test_models_on_the_wrong_kind_of_data_are_clear_errors(workdir, args, expected):
-    result = run_cli(*args, "device=cpu", cwd=workdir, check=False)
+    result = run_cli(*args, "device=cpu", "dataset.num_samples=64", cwd=workdir, check=False)
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr and "Traceback" not in result.stderr
 

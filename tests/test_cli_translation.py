@@ -73,7 +73,7 @@ def test_cyclegan_resume_is_exact_with_pools_and_schedules(workdir):
 
 
 def test_a_translation_model_on_single_images_is_a_clear_error(workdir):
-    result = run_cli("model=cyclegan", cwd=workdir, check=False)
+    result = run_cli("model=cyclegan", "dataset.num_samples=64", cwd=workdir, check=False)
     assert result.returncode == 2
     assert "model=cyclegan trains on A/B image pairs" in result.stderr and "shapes_unpaired" in result.stderr
     assert "Traceback" not in result.stderr

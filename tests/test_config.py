@@ -33,6 +33,19 @@ def composed(*overrides: str):
         return compose("train", overrides=list(overrides))
 
 
+def test_model_configs_bring_their_paper_optimizer_and_batch_size():
+    wgan = composed("model=wgan", "~tuning")  # the paper's settings (the shapes tuning doubles the rate)
+    assert wgan.optimizer._target_ == "torch.optim.RMSprop" and wgan.optimizer.lr == 5e-5
+    wgan_gp = composed("model=wgan_gp", "~tuning")
+    assert wgan_gp.optimizer.lr == 1e-4 and list(wgan_gp.optimizer.betas) == [0.0, 0.9]
+    dcgan = composed("~tuning")
+    assert dcgan.optimizer.lr == 2e-4 and list(dcgan.optimizer.betas) == [0.5, 0.999]
+    assert dcgan.trainer.batch_size == 64
+    overridden = composed("model=wgan", "optimizer=adam", "optimizer.lr=1e-3", "trainer.batch_size=16")
+    assert overridden.optimizer._target_ == "torch.optim.Adam" and overridden.optimizer.lr == 1e-3
+    assert overridden.trainer.batch_size == 16
+
+
 def option_files(group: str) -> list[Path]:
     return sorted((CONFIGS / group).glob("*.yaml"))
 
