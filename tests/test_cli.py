@@ -142,9 +142,11 @@ def test_missing_dataset_path_is_one_clear_paragraph(workdir):
     assert "Traceback" not in result.stderr
 
 
-def test_unsupported_image_size_is_a_clear_error(workdir):
-    result = run_cli("dataset.image_size=48", "dataset.num_samples=256", cwd=workdir, check=False)
+def test_unsupported_image_size_is_a_clear_error_before_the_data_is_kept_in_memory(workdir):
+    result = run_cli("dataset.image_size=48", cwd=workdir, check=False)
     assert result.returncode == 2 and "dataset.image_size" in result.stderr and "Traceback" not in result.stderr
+    log = next(workdir.glob("outputs/dcgan/shapes/*/train.log")).read_text()
+    assert "DCGAN networks support image sizes 32, 64, 128, not 48" in log and "Keeping 60000 shapes" not in log
 
 
 def test_sample_command_writes_images_from_the_checkpoint_alone(workdir):

@@ -282,11 +282,14 @@ def train_run(cfg: DictConfig) -> float | None:
 
     cfg.model = checked_model(cfg.model)  # a misspelt or mistyped model setting stops here, before any work
     seed_everything(cfg.seed)
-    dataset = build_dataset(cfg)
+    # the checks that need the data read items one at a time: a mistake shows before the images are kept in memory
+    dataset = build_dataset(cfg, in_memory=False)
     attach_labels(cfg, dataset, choices)
     recipe = build_recipe(cfg)
     if not recipe.accepts(dataset):
         raise pairing_error(choices, recipe)
+    if cfg.dataset.in_memory is not False:
+        dataset = build_dataset(cfg)
     if cfg.init_from and not resume_state:
         start_from(recipe, cfg.init_from)
     if distributed.world_size() > 1:
