@@ -88,6 +88,21 @@ def test_wgan_schedule_is_part_of_the_state_dict():
     assert (restored.generator_steps, restored.critic_steps_since_generator) == (30, 2)
 
 
+def test_wgan_rates_fall_linearly_to_zero_only_with_a_decay():
+    assert build_model("wgan", SHAPE, rmsprop, nz=8, ngf=4, ndf=4).schedulers() == {}  # the paper's constant rate
+    recipe = build_model("wgan", SHAPE, rmsprop, nz=8, ngf=4, ndf=4, n_steps=2, n_steps_decay=3)
+    assert recipe.schedule_per_step and set(recipe.schedulers()) == {"generator", "discriminator"}
+    rates = []
+    for _ in range(6):
+        rates.append({name: optimizer.param_groups[0]["lr"] for name, optimizer in recipe.optimizers().items()})
+        for optimizer in recipe.optimizers().values():
+            optimizer.step()
+        for scheduler in recipe.schedulers().values():
+            scheduler.step()
+    assert [rate["generator"] for rate in rates] == pytest.approx([5e-5 * f for f in (1, 1, 0.75, 0.5, 0.25, 0)])
+    assert [rate["discriminator"] for rate in rates] == [rate["generator"] for rate in rates]
+
+
 def test_wgan_gp_adds_the_weighted_penalty_and_does_not_clip():
     torch.manual_seed(0)
     recipe = build_model("wgan_gp", SHAPE, adam, nz=8, ngf=4, ndf=4, n_critic=1, lambda_gp=10.0)

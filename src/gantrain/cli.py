@@ -344,6 +344,7 @@ def main() -> float | None:
             if not distributed.is_main_process():
                 sys.argv += distributed.follower_overrides(distributed.share_run_directory(None))
     sys.argv[1:] = [current_setting_name(argument) for argument in sys.argv[1:]]
+    sys.argv[1:] = report_user_errors(with_resumed_choices)(sys.argv[1:])
     report_user_errors(check_sweep_plugins)(sys.argv[1:])
     try:
         return compose_and_train()
@@ -369,6 +370,20 @@ def check_sweep_plugins(arguments: list[str]) -> None:
         for asked, (module, extra) in SWEEP_PLUGINS.items():
             if argument == asked or argument.startswith(f"{asked}="):
                 require_extra(module, extra, argument)
+
+
+def with_resumed_choices(arguments: list[str]) -> list[str]:
+    """``resume=<run>`` composes the run's config groups where the command line names none.
+
+    Hydra would otherwise compose the default model, and a setting of the run's own model
+    (``model.n_epochs_decay`` of a CycleGAN run) would be refused as unknown.
+    """
+    resume = next((argument.partition("=")[2] for argument in arguments if argument.startswith("resume=")), None)
+    if not resume:
+        return arguments
+    named = {argument.partition("=")[0].lstrip("+~") for argument in arguments}
+    choices = load_checkpoint(resume)["choices"]
+    return arguments + [f"{group}={choice}" for group, choice in choices.items() if choice and group not in named]
 
 
 def current_setting_name(argument: str) -> str:

@@ -3,11 +3,14 @@
 One trainer step is one critic step on a fresh batch; the generator steps once the
 critic has taken ``n_critic`` steps (or the reference's 100 during warm-up).  The
 step counters are part of the recipe's state, so a resumed run keeps the schedule.
+With ``n_steps_decay`` > 0 (not in the paper, which keeps the rate constant) both rates
+fall linearly to zero over that many trainer steps after the first ``n_steps``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 
@@ -19,6 +22,9 @@ from gantrain.step import Step
 
 
 class WGAN(NoiseToImage):
+    schedule_per_step: ClassVar[bool] = True
+    schedule_settings: ClassVar[tuple[str, ...]] = ("n_steps", "n_steps_decay")
+
     def __init__(
         self,
         image_shape: Sequence[int],
@@ -33,6 +39,8 @@ class WGAN(NoiseToImage):
         warmup_generator_steps: int,
         long_critic_every: int,
         clip_value: float,
+        n_steps: int,
+        n_steps_decay: int,
         ema_decay: float,
     ):
         generator, critic = dcgan_networks(image_shape, nz, ngf, ndf, critic_norm)
@@ -44,6 +52,8 @@ class WGAN(NoiseToImage):
         self.clip_value = clip_value
         self.generator_steps = 0
         self.critic_steps_since_generator = 0
+        if n_steps_decay:
+            self.set_linear_decay(n_steps, n_steps_decay)
 
     def critic_iterations(self) -> int:
         """Critic steps before the next generator step (the reference's schedule)."""

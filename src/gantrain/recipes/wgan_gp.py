@@ -18,6 +18,8 @@ from gantrain.step import Step
 class WGANGP(WGAN):
     """WGAN without clipping or the long critic warm-up; lambda_gp * penalty added to the critic loss."""
 
+    schedule_settings = ()
+
     def __init__(
         self,
         image_shape: Sequence[int],
@@ -39,7 +41,7 @@ class WGANGP(WGAN):
         super().__init__(
             image_shape, make_optimizer, nz=nz, ngf=ngf, ndf=ndf, critic_norm=critic_norm, n_critic=n_critic,
             long_critic_iterations=0, warmup_generator_steps=0, long_critic_every=0, clip_value=0.0,
-            ema_decay=ema_decay,
+            n_steps=0, n_steps_decay=0, ema_decay=ema_decay,
         )
         self.lambda_gp = lambda_gp
 
