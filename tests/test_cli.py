@@ -57,21 +57,22 @@ def test_default_run_takes_the_shapes_tuning_and_the_paper_settings_stay_reachab
 def test_resume_continues_bit_for_bit(model, workdir):
     """8 steps straight == 4 steps, stop, resume, 4 more.
 
-    WGAN: n_critic 3 straddles the stop, and so does the rates' decay, whose length the resumption
-    names without naming the model (the run's config groups are composed).
+    WGAN: n_critic 3 straddles the stop; the straight run decays its rates after step 4, and the
+    stopped one, started without a decay, is given it on resume without naming the model (the
+    run's config groups are composed).
     """
     extra = ["trainer.checkpoint_every=100", "trainer.sample_every=100"]
-    resumed_with = []
+    decay = []
     if model == "wgan":
-        extra += ["model.n_critic=3", "model.n_steps=2", "model.n_steps_decay=8"]
-        resumed_with = ["model.n_steps_decay=8"]
-    run_cli(*tiny(model, "trainer.max_steps=8", "hydra.run.dir=straight", *extra), cwd=workdir)
+        extra.append("model.n_critic=3")
+        decay = ["model.n_steps=4", "model.n_steps_decay=8"]
+    run_cli(*tiny(model, "trainer.max_steps=8", "hydra.run.dir=straight", *extra, *decay), cwd=workdir)
     run_cli(*tiny(model, "trainer.max_steps=4", "hydra.run.dir=resumed", *extra), cwd=workdir)
-    run_cli("resume=resumed", "trainer.max_steps=8", *resumed_with, cwd=workdir)
+    run_cli("resume=resumed", "trainer.max_steps=8", *decay, cwd=workdir)
     assert_same_training(workdir / "straight", workdir / "resumed")
-    if model == "wgan":  # after step 8: 1 - (8 + 1 - 2) / (8 + 1) of the initial rate
+    if model == "wgan":  # after step 8: 1 - (8 + 1 - 4) / (8 + 1) of the initial rate
         (rates,) = final_state(workdir / "resumed")["optimizers"]["generator"]["param_groups"]
-        assert rates["lr"] == pytest.approx(rates["initial_lr"] * 2 / 9)
+        assert rates["lr"] == pytest.approx(rates["initial_lr"] * 4 / 9)
     records = sorted(p.name for p in (workdir / "resumed" / ".hydra").iterdir())
     assert "config.yaml" in records and any(name.startswith("resumed_") for name in records)
 

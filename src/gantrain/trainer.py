@@ -44,7 +44,7 @@ from gantrain.graphs import (
     prepare_optimizers,
 )
 from gantrain.metrics import improves
-from gantrain.recipes.base import Recipe
+from gantrain.recipes.base import Recipe, as_if_scheduled_from_the_start
 from gantrain.run_log import METRICS_CSV, RunLogger, duration, flat_hyperparameters
 from gantrain.step import NonFiniteLoss, Step, defers_nan_check
 
@@ -311,11 +311,14 @@ class Trainer:
             ) from None
         for name, optimizer in recipe.optimizers().items():
             optimizer.load_state_dict(state["optimizers"][name])
+        step = int(state["step"])
         for name, scheduler in recipe.schedulers().items():
-            scheduler.load_state_dict(state["schedulers"][name])
+            if name in state["schedulers"]:
+                scheduler.load_state_dict(state["schedulers"][name])
+            else:  # a decay given on resume to a run without one; only WGAN's can be absent, and it counts steps
+                as_if_scheduled_from_the_start(scheduler, step)
         self.scaler.load_state_dict(state["scaler"])
         self.best = state.get("best")
-        step = int(state["step"])
         ranks = state["rng"].get("ranks", [state["rng"]])
         if self.world_size == 1:
             self.set_rng_state(state["rng"])

@@ -150,6 +150,17 @@ def constant_then_linear_decay(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def as_if_scheduled_from_the_start(scheduler: torch.optim.lr_scheduler.LambdaLR, steps: int) -> None:
+    """Put a schedule, and its optimizer's rate, where ``steps`` scheduler steps from the start would have.
+
+    For a resumed run given a schedule its checkpoint lacks (WGAN's ``model.n_steps_decay``).
+    """
+    rates = [base * factor(steps) for base, factor in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+    scheduler.load_state_dict({**scheduler.state_dict(), "last_epoch": steps, "_step_count": steps + 1, "_last_lr": rates})
+    for group, base, rate in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, rates):
+        group.update(initial_lr=base, lr=rate)
+
+
 class Recipe(nn.Module):
     """Base class of every GAN family."""
 
