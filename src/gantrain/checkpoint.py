@@ -89,8 +89,11 @@ def find_checkpoint(location: str | os.PathLike, key: str = "resume") -> Path:
     return path
 
 
-def load_checkpoint(location: str | os.PathLike, key: str = "resume") -> dict[str, Any]:
-    """Load a checkpoint onto the CPU without running any code stored in it (``key``: the setting that named it)."""
+def load_checkpoint(location: str | os.PathLike, key: str = "resume", mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint onto the CPU without running any code stored in it (``key``: the setting that named it).
+
+    ``mmap``: map the tensors instead of reading them, for a caller that needs only the plain values.
+    """
     path = find_checkpoint(location, key)
     if not zipfile.is_zipfile(path):  # torch.save has written zip archives since PyTorch 1.6
         raise CheckpointError(
@@ -98,7 +101,7 @@ def load_checkpoint(location: str | os.PathLike, key: str = "resume") -> dict[st
             f"Use an earlier checkpoint from the same {CHECKPOINT_DIR}/ folder."
         )
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         raise CheckpointError(
             f"Refusing to load {path}: it holds objects other than tensors and plain values, "

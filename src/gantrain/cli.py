@@ -382,7 +382,7 @@ def with_resumed_choices(arguments: list[str]) -> list[str]:
     if not resume:
         return arguments
     named = {argument.partition("=")[0].lstrip("+~") for argument in arguments}
-    choices = load_checkpoint(resume)["choices"]
+    choices = load_checkpoint(resume, mmap=True)["choices"]  # the tensors are read once, when training starts
     return arguments + [f"{group}={choice}" for group, choice in choices.items() if choice and group not in named]
 
 
