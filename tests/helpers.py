@@ -3,9 +3,15 @@ reading back what a run wrote.  Fixtures live in ``conftest.py``."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import logging
 import os
 import subprocess
 import sys
+import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,14 +70,63 @@ def tiny(model: str, *extra: str) -> list[str]:
 
 def run_cli(*args: str, cwd: Path, module: str = "gantrain", check: bool = True, env: dict[str, str] | None = None,
             **kwargs) -> subprocess.CompletedProcess:
-    """``python -m <module> args`` in ``cwd``, as a user would type it (in ``env``, default this process's)."""
-    env = {k: v for k, v in (os.environ if env is None else env).items() if k != "HYDRA_FULL_ERROR"}
-    result = subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False, **kwargs
-    )
+    """``python -m <module> args`` in ``cwd``, as a user would type it: exit status, stdout and stderr.
+
+    Run in this process unless the test sets the environment or passes ``subprocess.run``
+    arguments: starting Python, torch and Hydra anew costs seconds a command, most of the
+    suite's time.  A test that needs a process of its own (signals, environment, a GPU
+    hidden) gets one.
+    """
+    if env is None and not kwargs and module.partition(".")[0] == "gantrain":
+        result = run_in_process(module, args, cwd)
+    else:
+        env = {k: v for k, v in (os.environ if env is None else env).items() if k != "HYDRA_FULL_ERROR"}
+        result = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
+                                text=True, check=False, **kwargs)
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
     return result
+
+
+def run_in_process(module: str, args: tuple[str, ...], cwd: Path) -> subprocess.CompletedProcess:
+    """What ``python -m <module> args`` would print and return, from the module's ``main`` in this process.
+
+    Python's own endings are reproduced: ``sys.exit(message)`` prints the message and
+    returns 1, an uncaught exception prints its traceback and returns 1.  Warnings are
+    printed to stderr as a fresh process would (pytest would otherwise collect them).
+    """
+    entry = importlib.import_module("gantrain.cli" if module == "gantrain" else module).main
+    stdout, stderr = io.StringIO(), io.StringIO()
+    argv, sys.argv = sys.argv, [module, *args]
+    hydra_full_error = os.environ.pop("HYDRA_FULL_ERROR", None)
+    root_handlers = list(logging.root.handlers)
+    try:
+        with (contextlib.chdir(cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr),
+              warnings.catch_warnings()):
+            warnings.simplefilter("default")
+            warnings.showwarning = print_warning
+            try:
+                entry()
+                returncode = 0
+            except SystemExit as ended:
+                if isinstance(ended.code, str):
+                    print(ended.code, file=sys.stderr)
+                returncode = ended.code if isinstance(ended.code, int) else int(ended.code is not None)
+            except Exception:  # noqa: BLE001  (a process would print it and exit 1)
+                traceback.print_exc()
+                returncode = 1
+    finally:
+        sys.argv = argv
+        if hydra_full_error is not None:
+            os.environ["HYDRA_FULL_ERROR"] = hydra_full_error
+        for handler in set(logging.root.handlers) - set(root_handlers):  # the run's log file and console
+            logging.root.removeHandler(handler)
+            handler.close()
+    return subprocess.CompletedProcess([module, *args], returncode, stdout.getvalue(), stderr.getvalue())
+
+
+def print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def read_events(run_dir: Path) -> tuple[dict[str, dict[int, float]], dict[str, list[int]]]:
