@@ -63,3 +63,14 @@ def test_mlp_shapes():
     images = generator(torch.randn(5, 10))
     assert images.shape == (5, 1, 28, 28)
     assert MLPDiscriminator((1, 28, 28), [16])(images).shape == (5,)
+
+
+def test_mlp_discriminator_dropout_acts_only_in_training():
+    torch.manual_seed(0)
+    plain = MLPDiscriminator((1, 8, 8), [32, 16])
+    dropping = MLPDiscriminator((1, 8, 8), [32, 16], dropout=0.5)
+    dropping.load_state_dict(plain.state_dict())  # dropout adds no parameters
+    images = torch.randn(4, 1, 8, 8)
+    assert not torch.equal(dropping(images), plain(images))
+    dropping.eval()
+    assert torch.equal(dropping(images), plain(images))

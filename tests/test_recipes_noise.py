@@ -88,9 +88,13 @@ def test_wgan_schedule_is_part_of_the_state_dict():
     assert (restored.generator_steps, restored.critic_steps_since_generator) == (30, 2)
 
 
-def test_wgan_rates_fall_linearly_to_zero_only_with_a_decay():
-    assert build_model("wgan", SHAPE, rmsprop, nz=8, ngf=4, ndf=4).schedulers() == {}  # the paper's constant rate
-    recipe = build_model("wgan", SHAPE, rmsprop, nz=8, ngf=4, ndf=4, n_steps=2, n_steps_decay=3)
+@pytest.mark.parametrize("build", [
+    functools.partial(build_model, "wgan", SHAPE, rmsprop, nz=8, ngf=4, ndf=4),
+    functools.partial(build_model, "gan", SHAPE, rmsprop, nz=8, g_hidden=[16], d_hidden=[16]),
+])
+def test_rates_fall_linearly_to_zero_only_with_a_decay(build):
+    assert build().schedulers() == {}  # the papers' constant rate
+    recipe = build(n_steps=2, n_steps_decay=3)
     assert recipe.schedule_per_step and set(recipe.schedulers()) == {"generator", "discriminator"}
     rates = []
     for _ in range(6):

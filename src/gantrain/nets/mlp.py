@@ -28,14 +28,21 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """Image -> LeakyReLU(0.2) hidden layers -> one logit per image."""
+    """Image -> LeakyReLU(0.2) hidden layers -> one logit per image.
 
-    def __init__(self, image_shape: Sequence[int], hidden: Sequence[int]):
+    ``dropout`` > 0 drops hidden units during training, as the paper's discriminator did
+    (Goodfellow et al. trained theirs with dropout), so that it cannot memorise the data.
+    """
+
+    def __init__(self, image_shape: Sequence[int], hidden: Sequence[int], dropout: float = 0.0):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(image_shape)
         for size in hidden:
-            layers += [nn.Linear(width, size), nn.LeakyReLU(0.2, inplace=True)]
+            activation: nn.Module = nn.LeakyReLU(0.2, inplace=True)
+            if dropout:  # in the activation's slot, so that the state-dict keys do not depend on it
+                activation = nn.Sequential(activation, nn.Dropout(dropout))
+            layers += [nn.Linear(width, size), activation]
             width = size
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)

@@ -7,6 +7,7 @@ pytorch/examples' dcgan trains), which DCGAN plays with convolutional networks.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -60,7 +61,14 @@ class BinaryGame(NoiseToImage):
 
 
 class GAN(BinaryGame):
-    """The paper's setting: fully connected G (ReLU) and D (LeakyReLU here instead of maxout)."""
+    """The paper's setting: fully connected G (ReLU) and D (LeakyReLU here instead of maxout).
+
+    With ``n_steps_decay`` > 0 (not in the paper, which keeps the rate constant) both rates
+    fall linearly to zero over that many steps after the first ``n_steps``.
+    """
+
+    schedule_per_step: ClassVar[bool] = True
+    schedule_settings: ClassVar[tuple[str, ...]] = ("n_steps", "n_steps_decay")
 
     def __init__(
         self,
@@ -70,12 +78,17 @@ class GAN(BinaryGame):
         nz: int,
         g_hidden: list[int],
         d_hidden: list[int],
+        d_dropout: float,
         g_loss: GeneratorLoss,
+        n_steps: int,
+        n_steps_decay: int,
         ema_decay: float,
     ):
         generator = MLPGenerator(nz, g_hidden, image_shape)
-        discriminator = MLPDiscriminator(image_shape, d_hidden)
+        discriminator = MLPDiscriminator(image_shape, d_hidden, d_dropout)
         super().__init__(image_shape, make_optimizer, generator, discriminator, nz, g_loss, ema_decay)
+        if n_steps_decay:
+            self.set_linear_decay(n_steps, n_steps_decay)
 
 
 mlp_gan = GAN
