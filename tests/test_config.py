@@ -179,3 +179,14 @@ def test_no_module_outside_recipes_and_nets_names_a_family():
             if re.search(rf"^\s*(from {re.escape(family)} import|import {re.escape(family)})", text, re.MULTILINE):
                 offenders.append(f"{path.name}: imports {family}")
     assert offenders == []
+
+
+def test_a_stored_config_without_settings_added_since_trains_as_it_did():
+    stored = model_settings("gan")
+    for key in ("d_dropout", "n_steps", "n_steps_decay"):
+        del stored[key]
+    checked = checked_model(OmegaConf.create(stored))
+    assert (checked.d_dropout, checked.n_steps, checked.n_steps_decay) == (0.0, 0, 0)
+    for name in ("gan", "dcgan", "wgan", "wgan_gp", "sngan", "cyclegan", "pix2pix", "stargan", "stargan_v2"):
+        target = model_settings(name)["_target_"]
+        assert get_object(target).settings_added_later.keys() <= model_schema(target).__dataclass_fields__.keys()

@@ -77,8 +77,9 @@ def renamed_model_keys(model: DictConfig) -> DictConfig:
 def checked_model(model: DictConfig) -> DictConfig:
     """The model config checked against its recipe's keyword arguments (their names and types).
 
-    Every setting must be given (the YAML holds them all), none may be unknown, and each must
-    have its argument's type; a mistake is one paragraph naming the key.
+    Every setting must be given (the YAML holds them all; a stored config may lack those its recipe
+    added later), none may be unknown, and each must have its argument's type; a mistake is one
+    paragraph naming the key.
     """
     model = renamed_model_keys(model)
     try:
@@ -101,6 +102,10 @@ def checked_model(model: DictConfig) -> DictConfig:
             f"model.{error.full_key}={value} does not fit: {str(error.msg).splitlines()[0]}. Set a value of the right type "
             f"(see configs/model/ for the defaults)."
         ) from None
+    recipe = get_object(checked._target_)
+    older = getattr(recipe, "settings_added_later", {})  # a stored config of an earlier release
+    for key in OmegaConf.missing_keys(checked) & older.keys():
+        checked[key] = older[key]
     missing = sorted(OmegaConf.missing_keys(checked))
     if missing:
         raise ConfigError(

@@ -174,6 +174,9 @@ class Recipe(nn.Module):
     """The task metrics that summarise a run on the embedded dataset, in the run summary and benchmarks."""
     schedule_settings: ClassVar[tuple[str, ...]] = ()
     """``model.*`` settings that set the length of the learning-rate schedule: a resumed run may change them."""
+    settings_added_later: ClassVar[dict[str, Any]] = {}
+    """``model.*`` settings added after runs were stored, each with the value those runs trained with, so
+    that their stored configs still load."""
     supports_cuda_graphs: ClassVar[bool] = True
     """Whether ``run_step`` can be captured in a CUDA graph (device work only; see :meth:`plan_step`)."""
     data_needs: ClassVar[str] = ""

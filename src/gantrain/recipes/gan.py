@@ -7,7 +7,7 @@ pytorch/examples' dcgan trains), which DCGAN plays with convolutional networks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -69,6 +69,7 @@ class GAN(BinaryGame):
 
     schedule_per_step: ClassVar[bool] = True
     schedule_settings: ClassVar[tuple[str, ...]] = ("n_steps", "n_steps_decay")
+    settings_added_later: ClassVar[dict[str, Any]] = {"d_dropout": 0.0, "n_steps": 0, "n_steps_decay": 0}
 
     def __init__(
         self,
