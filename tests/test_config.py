@@ -190,3 +190,12 @@ def test_a_stored_config_without_settings_added_since_trains_as_it_did():
     for name in ("gan", "dcgan", "wgan", "wgan_gp", "sngan", "cyclegan", "pix2pix", "stargan", "stargan_v2"):
         target = model_settings(name)["_target_"]
         assert get_object(target).settings_added_later.keys() <= model_schema(target).__dataclass_fields__.keys()
+
+
+@pytest.mark.parametrize("model", sorted(path.stem for path in (CONFIGS / "model").glob("*.yaml")))
+def test_a_step_counted_decay_in_the_embedded_data_tuning_ends_with_the_run(model):
+    """A decay that stops short of max_steps (or runs past it) is a tuning mistake: the rate would sit at zero."""
+    recipe = get_object(model_settings(model)["_target_"])
+    cfg = composed(f"model={model}", f"dataset={recipe.embedded_dataset}")
+    if recipe.schedule_per_step and cfg.model.get("n_steps_decay"):
+        assert cfg.model.n_steps + cfg.model.n_steps_decay == cfg.trainer.max_steps
