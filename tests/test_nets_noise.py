@@ -74,3 +74,15 @@ def test_mlp_discriminator_dropout_acts_only_in_training():
     assert not torch.equal(dropping(images), plain(images))
     dropping.eval()
     assert torch.equal(dropping(images), plain(images))
+
+
+def test_mlp_discriminator_of_the_papers_maxout_units():
+    """goodfeli/adversarial's MNIST discriminator: two layers of 240 maxout units of 5 pieces, one output."""
+    discriminator = MLPDiscriminator((1, 28, 28), [240, 240], maxout_pieces=5)
+    expected = (784 * 1200 + 1200) + (240 * 1200 + 1200) + (240 + 1)
+    assert sum(p.numel() for p in discriminator.parameters()) == expected
+    first = discriminator.net[1]
+    images = torch.randn(3, 1, 28, 28)
+    pieces = first(images.flatten(1)).view(3, 240, 5)
+    assert torch.equal(discriminator.net[2](first(images.flatten(1))), pieces.amax(-1))
+    assert discriminator(images).shape == (3,)

@@ -61,7 +61,7 @@ class BinaryGame(NoiseToImage):
 
 
 class GAN(BinaryGame):
-    """The paper's setting: fully connected G (ReLU) and D (LeakyReLU here instead of maxout).
+    """The paper's setting: fully connected G (ReLU) and D (LeakyReLU, or the paper's maxout).
 
     With ``n_steps_decay`` > 0 (not in the paper, which keeps the rate constant) both rates
     fall linearly to zero over that many steps after the first ``n_steps``.
@@ -69,7 +69,12 @@ class GAN(BinaryGame):
 
     schedule_per_step: ClassVar[bool] = True
     schedule_settings: ClassVar[tuple[str, ...]] = ("n_steps", "n_steps_decay")
-    settings_added_later: ClassVar[dict[str, Any]] = {"d_dropout": 0.0, "n_steps": 0, "n_steps_decay": 0}
+    settings_added_later: ClassVar[dict[str, Any]] = {
+        "d_dropout": 0.0,
+        "d_maxout_pieces": 0,
+        "n_steps": 0,
+        "n_steps_decay": 0,
+    }
 
     def __init__(
         self,
@@ -80,13 +85,14 @@ class GAN(BinaryGame):
         g_hidden: list[int],
         d_hidden: list[int],
         d_dropout: float,
+        d_maxout_pieces: int,
         g_loss: GeneratorLoss,
         n_steps: int,
         n_steps_decay: int,
         ema_decay: float,
     ):
         generator = MLPGenerator(nz, g_hidden, image_shape)
-        discriminator = MLPDiscriminator(image_shape, d_hidden, d_dropout)
+        discriminator = MLPDiscriminator(image_shape, d_hidden, d_dropout, d_maxout_pieces)
         super().__init__(image_shape, make_optimizer, generator, discriminator, nz, g_loss, ema_decay)
         if n_steps_decay:
             self.set_linear_decay(n_steps, n_steps_decay)
