@@ -70,6 +70,7 @@ class GAN(BinaryGame):
     schedule_per_step: ClassVar[bool] = True
     schedule_settings: ClassVar[tuple[str, ...]] = ("n_steps", "n_steps_decay")
     settings_added_later: ClassVar[dict[str, Any]] = {
+        "g_batch_norm": False,
         "d_dropout": 0.0,
         "d_maxout_pieces": 0,
         "n_steps": 0,
@@ -83,6 +84,7 @@ class GAN(BinaryGame):
         *,
         nz: int,
         g_hidden: list[int],
+        g_batch_norm: bool,
         d_hidden: list[int],
         d_dropout: float,
         d_maxout_pieces: int,
@@ -91,7 +93,7 @@ class GAN(BinaryGame):
         n_steps_decay: int,
         ema_decay: float,
     ):
-        generator = MLPGenerator(nz, g_hidden, image_shape)
+        generator = MLPGenerator(nz, g_hidden, image_shape, g_batch_norm)
         discriminator = MLPDiscriminator(image_shape, d_hidden, d_dropout, d_maxout_pieces)
         super().__init__(image_shape, make_optimizer, generator, discriminator, nz, g_loss, ema_decay)
         if n_steps_decay:
