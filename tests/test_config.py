@@ -183,11 +183,10 @@ def test_no_module_outside_recipes_and_nets_names_a_family():
 
 def test_a_stored_config_without_settings_added_since_trains_as_it_did():
     stored = model_settings("gan")
-    for key in ("g_batch_norm", "d_dropout", "d_maxout_pieces", "n_steps", "n_steps_decay", "z_categories"):
+    for key in ("d_dropout", "d_maxout_pieces", "n_steps", "n_steps_decay"):
         del stored[key]
     checked = checked_model(OmegaConf.create(stored))
-    assert (checked.g_batch_norm, checked.d_dropout, checked.d_maxout_pieces) == (False, 0.0, 0)
-    assert (checked.n_steps, checked.n_steps_decay, checked.z_categories) == (0, 0, 0)
+    assert (checked.d_dropout, checked.d_maxout_pieces, checked.n_steps, checked.n_steps_decay) == (0.0, 0, 0, 0)
     for path in (CONFIGS / "model").glob("*.yaml"):
         target = model_settings(path.stem)["_target_"]
         assert get_object(target).settings_added_later.keys() <= model_schema(target).__dataclass_fields__.keys()

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from torch import nn
 
 from gantrain.errors import ConfigError
 from gantrain.nets.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -87,13 +86,3 @@ def test_mlp_discriminator_of_the_papers_maxout_units():
     pieces = first(images.flatten(1)).view(3, 240, 5)
     assert torch.equal(discriminator.net[2](first(images.flatten(1))), pieces.amax(-1))
     assert discriminator(images).shape == (3,)
-
-
-def test_mlp_generator_batch_norm_sits_before_each_hidden_relu():
-    plain = MLPGenerator(nz=10, hidden=[32, 16], image_shape=(1, 8, 8))
-    normed = MLPGenerator(nz=10, hidden=[32, 16], image_shape=(1, 8, 8), batch_norm=True)
-    assert plain.state_dict().keys() < normed.state_dict().keys()  # the linear layers keep their keys
-    assert normed(torch.randn(6, 10)).shape == (6, 1, 8, 8)
-    norm, relu = normed.net[1]
-    assert isinstance(norm, nn.BatchNorm1d) and isinstance(relu, nn.ReLU)
-    assert not any(isinstance(module, nn.BatchNorm1d) for module in plain.modules())

@@ -149,22 +149,3 @@ def test_ema_generator_averages_the_weights_and_draws_the_samples():
     expected = recipe.generator_ema(recipe.noise(3, torch.device("cpu"), torch.Generator().manual_seed(0)))
     assert torch.allclose(recipe.sample(3, noise), expected)
     assert "generator_ema.n_averaged" in recipe.state_dict()
-
-
-def test_gan_noise_ends_in_a_one_hot_category_only_when_asked():
-    recipe = build_model("gan", SHAPE, adam, nz=8, g_hidden=[16], d_hidden=[16], z_categories=3)
-    noise = recipe.noise(600, torch.device("cpu"), torch.Generator().manual_seed(0))
-    categories = noise[:, -3:]
-    assert noise.shape == (600, 8)
-    assert torch.equal(categories.sum(1), torch.ones(600)) and set(categories.unique().tolist()) == {0.0, 1.0}
-    assert categories.sum(0).min() > 150  # each of the three is drawn about 200 times
-    assert not torch.equal(noise[:, :5], noise[:, :5].round())  # the rest stays Gaussian
-    assert torch.equal(noise, recipe.noise(600, torch.device("cpu"), torch.Generator().manual_seed(0)))
-    plain = build_model("gan", SHAPE, adam, nz=8, g_hidden=[16], d_hidden=[16])
-    assert not torch.equal(plain.noise(600, torch.device("cpu"))[:, -3:].abs().sum(1), torch.ones(600))
-
-
-@pytest.mark.parametrize("categories", [-1, 8])
-def test_gan_refuses_more_categories_than_noise_entries(categories):
-    with pytest.raises(ConfigError, match="model.z_categories"):
-        build_model("gan", SHAPE, adam, nz=8, g_hidden=[16], d_hidden=[16], z_categories=categories)

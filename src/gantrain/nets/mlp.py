@@ -10,23 +10,15 @@ from torch import nn
 
 
 class MLPGenerator(nn.Module):
-    """Noise -> ReLU hidden layers -> tanh image of ``image_shape`` (C, H, W).
+    """Noise -> ReLU hidden layers -> tanh image of ``image_shape`` (C, H, W)."""
 
-    ``batch_norm`` normalises each hidden layer before its ReLU (not in the paper; the usual
-    form of MLP generators since DCGAN), placed in the activation's slot so that the
-    state-dict keys of the linear layers do not depend on it.
-    """
-
-    def __init__(self, nz: int, hidden: Sequence[int], image_shape: Sequence[int], batch_norm: bool = False):
+    def __init__(self, nz: int, hidden: Sequence[int], image_shape: Sequence[int]):
         super().__init__()
         self.image_shape = tuple(image_shape)
         layers: list[nn.Module] = []
         width = nz
         for size in hidden:
-            activation: nn.Module = nn.ReLU(inplace=True)
-            if batch_norm:
-                activation = nn.Sequential(nn.BatchNorm1d(size), activation)
-            layers += [nn.Linear(width, size), activation]
+            layers += [nn.Linear(width, size), nn.ReLU(inplace=True)]
             width = size
         layers += [nn.Linear(width, math.prod(self.image_shape)), nn.Tanh()]
         self.net = nn.Sequential(*layers)

@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from gantrain.errors import ConfigError
 from gantrain.losses import bce_discriminator_loss, bce_generator_loss
 from gantrain.nets.mlp import MLPDiscriminator, MLPGenerator
 from gantrain.options import GeneratorLoss
@@ -66,23 +65,15 @@ class GAN(BinaryGame):
 
     With ``n_steps_decay`` > 0 (not in the paper, which keeps the rate constant) both rates
     fall linearly to zero over that many steps after the first ``n_steps``.
-
-    With ``z_categories`` = k > 0 (not in the paper) the last k entries of the noise are a
-    one-hot pick of k equally likely categories instead of Gaussian draws.  Data made of
-    separate classes has separate modes; a continuous generator fed only continuous noise
-    must also draw the in-between images on the way from one mode to the next, and a
-    discrete input lets it jump instead.
     """
 
     schedule_per_step: ClassVar[bool] = True
     schedule_settings: ClassVar[tuple[str, ...]] = ("n_steps", "n_steps_decay")
     settings_added_later: ClassVar[dict[str, Any]] = {
-        "g_batch_norm": False,
         "d_dropout": 0.0,
         "d_maxout_pieces": 0,
         "n_steps": 0,
         "n_steps_decay": 0,
-        "z_categories": 0,
     }
 
     def __init__(
@@ -92,34 +83,19 @@ class GAN(BinaryGame):
         *,
         nz: int,
         g_hidden: list[int],
-        g_batch_norm: bool,
         d_hidden: list[int],
         d_dropout: float,
         d_maxout_pieces: int,
         g_loss: GeneratorLoss,
         n_steps: int,
         n_steps_decay: int,
-        z_categories: int,
         ema_decay: float,
     ):
-        if not 0 <= z_categories < nz:
-            raise ConfigError(
-                f"model.z_categories={z_categories} must be at least 0 and below model.nz={nz}: it is the number "
-                "of noise entries that hold a one-hot category instead of Gaussian draws (0 turns it off)."
-            )
-        generator = MLPGenerator(nz, g_hidden, image_shape, g_batch_norm)
+        generator = MLPGenerator(nz, g_hidden, image_shape)
         discriminator = MLPDiscriminator(image_shape, d_hidden, d_dropout, d_maxout_pieces)
         super().__init__(image_shape, make_optimizer, generator, discriminator, nz, g_loss, ema_decay)
         if n_steps_decay:
             self.set_linear_decay(n_steps, n_steps_decay)
-        self.z_categories = z_categories
-
-    def noise(self, count: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
-        z = super().noise(count, device, generator)
-        if self.z_categories:
-            picks = torch.randint(self.z_categories, (count,), generator=generator, device="cpu" if generator else device)
-            z[:, -self.z_categories :] = nn.functional.one_hot(picks, self.z_categories).to(z)
-        return z
 
 
 mlp_gan = GAN
