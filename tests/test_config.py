@@ -183,10 +183,12 @@ def test_no_module_outside_recipes_and_nets_names_a_family():
 
 def test_a_stored_config_without_settings_added_since_trains_as_it_did():
     stored = model_settings("gan")
-    for key in ("d_dropout", "d_maxout_pieces", "n_steps", "n_steps_decay"):
+    added = {"d_dropout": 0.0, "d_maxout_pieces": 0, "d_minibatch_std": False, "g_lr": None, "d_lr": None,
+             "n_steps": 0, "n_steps_decay": 0}
+    for key in added:
         del stored[key]
     checked = checked_model(OmegaConf.create(stored))
-    assert (checked.d_dropout, checked.d_maxout_pieces, checked.n_steps, checked.n_steps_decay) == (0.0, 0, 0, 0)
+    assert {key: checked[key] for key in added} == added
     for path in (CONFIGS / "model").glob("*.yaml"):
         target = model_settings(path.stem)["_target_"]
         assert get_object(target).settings_added_later.keys() <= model_schema(target).__dataclass_fields__.keys()

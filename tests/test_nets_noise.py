@@ -86,3 +86,19 @@ def test_mlp_discriminator_of_the_papers_maxout_units():
     pieces = first(images.flatten(1)).view(3, 240, 5)
     assert torch.equal(discriminator.net[2](first(images.flatten(1))), pieces.amax(-1))
     assert discriminator(images).shape == (3,)
+
+
+def test_mlp_discriminator_may_see_the_batch_spread():
+    """With minibatch_std the last layer also sees the batch's mean standard deviation: one more weight."""
+    plain = MLPDiscriminator((1, 4, 4), [8, 6])
+    spread = MLPDiscriminator((1, 4, 4), [8, 6], minibatch_std=True)
+    assert count(spread) == count(plain) + 1
+    assert plain.state_dict().keys() == spread.state_dict().keys()
+    hidden = spread.net[:-1]
+    images = torch.randn(5, 1, 4, 4)
+    features = hidden(images)
+    assert features.shape == (5, 7)
+    expected = features[:, :-1].std(0, correction=0).mean()
+    assert expected > 0 and torch.allclose(features[:, -1], expected.expand(5))
+    alike = hidden(images[:1].expand(5, -1, -1, -1))
+    assert torch.equal(alike[:, -1], torch.zeros(5))  # a collapsed batch has no spread

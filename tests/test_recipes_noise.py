@@ -107,6 +107,19 @@ def test_rates_fall_linearly_to_zero_only_with_a_decay(build):
     assert [rate["discriminator"] for rate in rates] == [rate["generator"] for rate in rates]
 
 
+def test_gan_networks_may_learn_at_their_own_rates():
+    """The two time-scale rule: model.g_lr and model.d_lr replace the optimizer's rate for one network each."""
+    build = functools.partial(build_model, "gan", SHAPE, adam, nz=8, g_hidden=[16], d_hidden=[16])
+    rates = {name: opt.param_groups[0]["lr"] for name, opt in build(d_lr=4e-4).optimizers().items()}
+    assert rates == {"generator": adam.keywords["lr"], "discriminator": 4e-4}
+    recipe = build(g_lr=1e-4, d_lr=4e-4, n_steps=1, n_steps_decay=2)
+    for scheduler in recipe.schedulers().values():
+        scheduler.step()
+        scheduler.step()
+    rates = {name: opt.param_groups[0]["lr"] for name, opt in recipe.optimizers().items()}
+    assert rates == pytest.approx({"generator": 1e-4 / 3, "discriminator": 4e-4 / 3})  # each decays from its own
+
+
 def test_wgan_gp_adds_the_weighted_penalty_and_does_not_clip():
     torch.manual_seed(0)
     recipe = build_model("wgan_gp", SHAPE, adam, nz=8, ngf=4, ndf=4, n_critic=1, lambda_gp=10.0)

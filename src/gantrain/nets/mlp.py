@@ -38,6 +38,18 @@ class Maxout(nn.Module):
         return x.unflatten(-1, (-1, self.pieces)).amax(-1)
 
 
+class MinibatchStd(nn.Module):
+    """Appends one feature: the features' standard deviation over the batch, averaged (Karras et al. 2018).
+
+    A batch of near-identical samples stands out by it, so the discriminator can punish
+    a generator that draws one kind of shape only.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spread = x.float().std(0, correction=0).mean().to(x.dtype)
+        return torch.cat([x, spread.expand(x.size(0), 1)], 1)
+
+
 class MLPDiscriminator(nn.Module):
     """Image -> LeakyReLU(0.2) hidden layers -> one logit per image.
 
@@ -48,7 +60,12 @@ class MLPDiscriminator(nn.Module):
     """
 
     def __init__(
-        self, image_shape: Sequence[int], hidden: Sequence[int], dropout: float = 0.0, maxout_pieces: int = 0
+        self,
+        image_shape: Sequence[int],
+        hidden: Sequence[int],
+        dropout: float = 0.0,
+        maxout_pieces: int = 0,
+        minibatch_std: bool = False,
     ):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
@@ -60,6 +77,9 @@ class MLPDiscriminator(nn.Module):
                 activation = nn.Sequential(activation, nn.Dropout(dropout))
             layers += [nn.Linear(width, size * pieces), activation]
             width = size
+        if minibatch_std:  # in the last activation's slot, for the same reason
+            layers[-1] = nn.Sequential(layers[-1], MinibatchStd())
+            width += 1
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
 

@@ -324,13 +324,18 @@ class NoiseToImage(Recipe):
         discriminator: nn.Module,
         nz: int,
         ema_decay: float,
+        rates: dict[str, float | None] | None = None,
     ):
+        """``rates``: a learning rate for "generator" or "discriminator" other than the optimizer's."""
         super().__init__(image_shape)
         self.generator = generator
         self.discriminator = discriminator
         self.nz = nz
+        networks = {"generator": generator, "discriminator": discriminator}
+        rates = {name: rate for name, rate in (rates or {}).items() if rate is not None}
         self.set_optimizers(
-            make_optimizer, {"generator": generator.parameters(), "discriminator": discriminator.parameters()}
+            make_optimizer,
+            {name: (network.parameters(), {"lr": rates[name]} if name in rates else {}) for name, network in networks.items()},
         )
         self.generator_ema = moving_average(generator, ema_decay)
 

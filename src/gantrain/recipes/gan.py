@@ -31,8 +31,9 @@ class BinaryGame(NoiseToImage):
         nz: int,
         g_loss: GeneratorLoss,
         ema_decay: float,
+        rates: dict[str, float | None] | None = None,
     ):
-        super().__init__(image_shape, make_optimizer, generator, discriminator, nz, ema_decay)
+        super().__init__(image_shape, make_optimizer, generator, discriminator, nz, ema_decay, rates)
         self.g_loss = GeneratorLoss(g_loss)
 
     def run_step(self, batch: list[torch.Tensor], step: Step, plan: None) -> dict[str, torch.Tensor]:
@@ -63,6 +64,9 @@ class BinaryGame(NoiseToImage):
 class GAN(BinaryGame):
     """The paper's setting: fully connected G (ReLU) and D (LeakyReLU, or the paper's maxout).
 
+    ``g_lr`` / ``d_lr`` (not in the paper): a network's own learning rate instead of the
+    optimizer's, the two time-scale update rule (Heusel et al. 2017).
+
     With ``n_steps_decay`` > 0 (not in the paper, which keeps the rate constant) both rates
     fall linearly to zero over that many steps after the first ``n_steps``.
     """
@@ -72,6 +76,9 @@ class GAN(BinaryGame):
     settings_added_later: ClassVar[dict[str, Any]] = {
         "d_dropout": 0.0,
         "d_maxout_pieces": 0,
+        "d_minibatch_std": False,
+        "g_lr": None,
+        "d_lr": None,
         "n_steps": 0,
         "n_steps_decay": 0,
     }
@@ -86,14 +93,18 @@ class GAN(BinaryGame):
         d_hidden: list[int],
         d_dropout: float,
         d_maxout_pieces: int,
+        d_minibatch_std: bool,
         g_loss: GeneratorLoss,
+        g_lr: float | None,
+        d_lr: float | None,
         n_steps: int,
         n_steps_decay: int,
         ema_decay: float,
     ):
         generator = MLPGenerator(nz, g_hidden, image_shape)
-        discriminator = MLPDiscriminator(image_shape, d_hidden, d_dropout, d_maxout_pieces)
-        super().__init__(image_shape, make_optimizer, generator, discriminator, nz, g_loss, ema_decay)
+        discriminator = MLPDiscriminator(image_shape, d_hidden, d_dropout, d_maxout_pieces, d_minibatch_std)
+        rates = {"generator": g_lr, "discriminator": d_lr}
+        super().__init__(image_shape, make_optimizer, generator, discriminator, nz, g_loss, ema_decay, rates)
         if n_steps_decay:
             self.set_linear_decay(n_steps, n_steps_decay)
 
