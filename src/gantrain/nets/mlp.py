@@ -57,6 +57,7 @@ class MLPDiscriminator(nn.Module):
     (Goodfellow et al. trained theirs with dropout), so that it cannot memorise the data.
     ``maxout_pieces`` > 1 makes each hidden unit a maxout of that many linear pieces instead,
     the paper's discriminator units (240 units of 5 pieces per layer for MNIST).
+    ``minibatch_std`` (not in the paper) lets the output layer see how much the batch varies.
     """
 
     def __init__(

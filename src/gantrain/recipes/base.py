@@ -331,12 +331,12 @@ class NoiseToImage(Recipe):
         self.generator = generator
         self.discriminator = discriminator
         self.nz = nz
+        rates = rates or {}
         networks = {"generator": generator, "discriminator": discriminator}
-        rates = {name: rate for name, rate in (rates or {}).items() if rate is not None}
-        self.set_optimizers(
-            make_optimizer,
-            {name: (network.parameters(), {"lr": rates[name]} if name in rates else {}) for name, network in networks.items()},
-        )
+        self.set_optimizers(make_optimizer, {
+            name: (network.parameters(), {} if rates.get(name) is None else {"lr": rates[name]})
+            for name, network in networks.items()
+        })
         self.generator_ema = moving_average(generator, ema_decay)
 
     def accepts(self, dataset: Dataset) -> bool:
