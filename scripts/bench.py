@@ -105,7 +105,8 @@ class Variant:
         for _ in range(count):
             batch = self.batches[self.steps % len(self.batches)]
             with self.trainer.autocast(graphs=self.runner is not None):
-                if self.runner is None:
+                if self.runner is None:  # the gradient norms as training records them: on logged steps only
+                    self.step_fn.begin_step(self.steps + 1, record_norms=False)
                     latest.update(self.recipe.train_step(batch, self.step_fn))
                 else:
                     self.step_fn.begin_step(self.steps + 1)

@@ -145,3 +145,22 @@ def test_each_update_records_its_networks_unscaled_gradient_norm(fp16_scale):
     # d/dw of (x . w + b) with x = (3, 4) is (3, 4), and 1 for the bias: norm sqrt(9 + 16 + 1)
     step("net", network(torch.tensor([[3.0, 4.0]])).sum())
     assert float(step.grad_norms["net"]) == pytest.approx(26 ** 0.5)
+
+
+def test_gradient_norms_are_recorded_on_logged_steps_and_on_a_networks_first_update_after_a_read():
+    network = nn.Linear(1, 1, bias=False)
+    step = Step({"net": torch.optim.SGD(network.parameters(), lr=0.0)}, torch.amp.GradScaler("cpu", enabled=False))
+
+    def update(number: int, x: float, logged: bool) -> None:
+        step.begin_step(number, record_norms=logged)
+        step("net", network(torch.tensor([[x]])).sum())  # the weight's gradient is x
+
+    update(1, 1.0, logged=False)  # the first update always records: nothing to show otherwise
+    update(2, 2.0, logged=False)
+    assert step.read_grad_norms() == {"net": 1.0}
+    update(3, 3.0, logged=False)  # the first update since that read records
+    update(4, 4.0, logged=False)
+    update(5, 5.0, logged=True)
+    assert step.read_grad_norms() == {"net": 5.0}
+    update(6, 6.0, logged=False)
+    assert step.read_grad_norms() == {"net": 6.0}

@@ -118,9 +118,11 @@ class Run:
     def __post_init__(self) -> None:
         self.tick_step = self.start_step = self.step
 
-    def due(self, every: int) -> bool:
-        """Whether a periodic action is due after this step: every ``every`` steps, and after the last one."""
-        return self.step % every == 0 or self.step == self.max_steps
+    def due(self, every: int, ahead: int = 0) -> bool:
+        """Whether a periodic action is due after this step (``ahead=1``: after the next one): every
+        ``every`` steps, and after the last one."""
+        step = self.step + ahead
+        return step % every == 0 or step == self.max_steps
 
 
 class Trainer:
@@ -388,9 +390,11 @@ class Trainer:
         if step != self.saved_step and self.world_size == 1:
             self.save(recipe, step, keep=False)
 
-    def checked_step(self, recipe: Recipe, batch: Any, step_fn: Step, step: int) -> dict[str, torch.Tensor]:
+    def checked_step(
+        self, recipe: Recipe, batch: Any, step_fn: Step, step: int, record_norms: bool
+    ) -> dict[str, torch.Tensor]:
         """``recipe.train_step``; a NaN or infinite loss stops the run before it reaches the weights."""
-        step_fn.begin_step(step + 1)
+        step_fn.begin_step(step + 1, record_norms)
         try:
             return recipe.train_step(batch, step_fn)
         except NonFiniteLoss as error:
@@ -558,8 +562,9 @@ class Trainer:
         run.data_wait += time.perf_counter() - waited_from
         with run.autocast:
             if run.runner is None:
-                run.latest.update(self.checked_step(run.recipe, batch, run.step_fn, run.step))
-            else:
+                logged = run.due(self.cfg.log_every, ahead=1)  # the gradient norms are read on logged steps only
+                run.latest.update(self.checked_step(run.recipe, batch, run.step_fn, run.step, logged))
+            else:  # a captured CUDA graph replays its updates as captured: with their norms
                 run.step_fn.begin_step(run.step + 1)
                 run.latest.update(run.runner(batch, self.cfg.batch_size))
         run.step_fn.end_iteration()
@@ -582,7 +587,7 @@ class Trainer:
         values["perf/images_per_s"] = images / (now - run.tick)
         # above a few percent, the data pipeline starves the device: see docs/performance.md
         values["perf/data_wait_share"] = run.data_wait / (now - run.tick)
-        values.update({f"health/grad_norm/{name}": float(norm) for name, norm in run.step_fn.grad_norms.items()})
+        values.update({f"health/grad_norm/{name}": norm for name, norm in run.step_fn.read_grad_norms().items()})
         self.tell_data_wait(run, values["perf/data_wait_share"])
         if run.step_fn.skip_non_finite:
             values["health/skipped_updates"] = run.step_fn.skipped
