@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 import gantrain
 import gantrain.cli
-from gantrain.build import RENAMED_MODEL_KEYS, checked_model
+from gantrain.build import RENAMED_MODEL_KEYS, build_recipe, checked_model
 from gantrain.checkpoint import save_checkpoint
 from gantrain.cli import current_setting_name
 from gantrain.config import INJECTED, model_schema
@@ -45,6 +45,12 @@ def test_model_configs_bring_their_paper_optimizer_and_batch_size():
     assert overridden.optimizer._target_ == "torch.optim.Adam" and overridden.optimizer.lr == 1e-3
     assert overridden.trainer.batch_size == 16
 
+
+
+def test_adams_epsilon_is_pytorchs_unless_set_and_reaches_both_networks():
+    assert composed("model=gan").optimizer.eps == torch.optim.Adam([torch.zeros(1)]).defaults["eps"]
+    recipe = build_recipe(composed("model=gan", "dataset.image_size=16", "optimizer.eps=1e-5"))
+    assert {group["eps"] for optimizer in recipe.optimizers().values() for group in optimizer.param_groups} == {1e-5}
 
 def option_files(group: str) -> list[Path]:
     return sorted((CONFIGS / group).glob("*.yaml"))

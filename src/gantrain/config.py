@@ -173,6 +173,8 @@ class AdamConfig:
     _partial_: bool = True
     lr: float = MISSING
     betas: tuple[float, float] = MISSING
+    # added to the root of the squared-gradient average: above a weight's gradient scale, its steps shrink
+    eps: float = 1e-8
     weight_decay: float = 0.0
     # one fused kernel per update instead of a loop of per-tensor ops: the same update rule, faster
     fused: bool | None = True
