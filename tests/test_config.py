@@ -48,7 +48,7 @@ def test_model_configs_bring_their_paper_optimizer_and_batch_size():
 
 
 def test_adams_epsilon_is_pytorchs_unless_set_and_reaches_both_networks():
-    assert composed("model=gan").optimizer.eps == torch.optim.Adam([torch.zeros(1)]).defaults["eps"]
+    assert composed("model=gan", "~tuning").optimizer.eps == torch.optim.Adam([torch.zeros(1)]).defaults["eps"]
     recipe = build_recipe(composed("model=gan", "dataset.image_size=16", "optimizer.eps=1e-5"))
     assert {group["eps"] for optimizer in recipe.optimizers().values() for group in optimizer.param_groups} == {1e-5}
 
