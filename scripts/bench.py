@@ -47,7 +47,7 @@ from torch.autograd import DeviceType
 from torch.utils.data import default_collate
 
 import gantrain.cli  # noqa: F401  (registers the config schemas and resolvers)
-from gantrain.build import attach_labels, build_dataset, build_recipe
+from gantrain.build import attach_labels, build_dataset, build_recipe, checked_model
 from gantrain.graphs import GRAPH_WARMUP_STEPS
 from gantrain.trainer import Trainer
 
@@ -62,9 +62,10 @@ class Variant:
         """``plain_optimizer``: PyTorch's default optimizer implementation, as the reference code uses it."""
         with initialize_config_module("gantrain.configs", version_base="1.3"):
             self.cfg = compose("train", overrides=[f"model={model}", *overrides])
+        self.cfg.model = checked_model(self.cfg.model)  # the recipe's schema, with the labels slot StarGAN fills
         if plain_optimizer and "fused" in self.cfg.optimizer:
             self.cfg.optimizer.fused = None
-        dataset = build_dataset(self.cfg)
+        dataset = build_dataset(self.cfg, in_memory=False)  # a few batches are drawn: rendering them all would take minutes
         attach_labels(self.cfg, dataset, {"model": model, "dataset": "the configured dataset"})
         self.trainer = Trainer(self.cfg.trainer, self.cfg.device, Path(tempfile.gettempdir()), 0, {})
         torch.manual_seed(0)  # the same initial weights for every variant

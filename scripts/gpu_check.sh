@@ -8,8 +8,8 @@
 #      waits, graph launches per step, the slowest kernels);
 #   2. tests/test_cuda.py: every model trains on the card in fp32, bf16 and fp16 (gradient
 #      scaler), resumes, and its checkpoint serves on the CPU; every family trains through
-#      CUDA graphs; graphed training equals eager training (deterministic cuDNN) and resumes
-#      exactly; inductor-compiled networks train without recompiling as training goes on;
+#      CUDA graphs; graphed training tracks eager training (deterministic cuDNN), also after a
+#      resume; inductor-compiled networks train without recompiling as training goes on;
 #   2b. end to end: gantrain model=cyclegan on a generated folder of 1,000 + 1,000 256-px JPEGs,
 #      its own perf/images_per_s against the bench rate;
 #   3. compiled: the defaults plus torch.compile (inductor) for DCGAN, CycleGAN and StarGAN;

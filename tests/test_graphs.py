@@ -9,11 +9,13 @@ tensors only, so the recipe's host state (its counters, the pools' fill level) m
 from __future__ import annotations
 
 import copy
+import traceback
 from functools import partial
 
 import pytest
 import torch
 from helpers import build_model, read_events, run_cli, tiny
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from gantrain.errors import ConfigError
 from gantrain.graphs import (
@@ -32,9 +34,24 @@ from gantrain.step import NonFiniteLoss, Step
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
+class NoHostReads(TorchDispatchMode):
+    """Fails on an operator that reads a device value back to the host (``.item()``, a tensor taken as a
+    Python number, ``nonzero``): on CUDA it waits for the device, which a stream being captured refuses."""
+
+    HOST_READS = ("aten._local_scalar_dense", "aten.nonzero", "aten.masked_select")
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if str(func).startswith(self.HOST_READS):
+            # the optimizers' CPU code reads its step count; on CUDA they run fused and capturable
+            callers = [frame.filename for frame in traceback.extract_stack()]
+            assert any("torch/optim/" in caller for caller in callers), f"{func} reads a device value on the host"
+        return func(*args, **(kwargs or {}))
+
+
 class ReplayingGraph:
     """A CUDA graph's stand-in: capture runs the step once, replay runs it again and writes the results into
-    the captured outputs; both fail if the step changes the recipe's host state (which a replay cannot)."""
+    the captured outputs; both fail if the step changes the recipe's host state or reads a device value on
+    the host (which a capture refuses)."""
 
     executes_on_capture = True
 
@@ -49,7 +66,8 @@ class ReplayingGraph:
 
     def run(self):
         before = host_state(self.recipe)
-        outputs = self.step()
+        with NoHostReads():
+            outputs = self.step()
         assert host_state(self.recipe) == before, "run_step changed host state, which a replayed graph cannot"
         return outputs
 

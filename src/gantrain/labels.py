@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from gantrain.errors import ConfigError
 
@@ -59,7 +58,8 @@ class LabelSpec:
         """The float N x size vector a generator is conditioned on: one-hot for domain labels."""
         if self.multi_label:
             return labels.float()
-        return F.one_hot(labels.long(), self.size).float()
+        # compared with every index rather than F.one_hot, which checks the labels' range on the host
+        return (labels.long().unsqueeze(1) == torch.arange(self.size, device=labels.device)).float()
 
     def shuffled(self, labels: torch.Tensor) -> torch.Tensor:
         """Training targets: the batch's own labels in a random order, drawn on the labels' device (from its

@@ -104,7 +104,12 @@ class MovingAverage(AveragedModel):
         n = self.n_averaged.to(averaged[0].device, torch.float32)
         weight = ((1.0 + n) / (10.0 + n)).clamp(max=self.decay) if self.warm_up else torch.full_like(n, self.decay)
         weight = torch.where(n == 0, torch.zeros_like(weight), weight)  # the first update copies
-        torch._foreach_lerp_(averaged, current, 1.0 - weight)  # kept + (1 - weight) (new - kept)
+        # new - weight (new - kept), written out: _foreach_lerp_ would read a tensor weight back to the host,
+        # which a captured CUDA graph cannot
+        steps = torch._foreach_sub(current, averaged)
+        torch._foreach_mul_(steps, weight)
+        torch._foreach_copy_(averaged, current)
+        torch._foreach_sub_(averaged, steps)
         for kept, new in pairs:
             if not kept.is_floating_point():
                 kept.copy_(new)
