@@ -43,6 +43,31 @@ def test_bce_losses_at_an_undecided_discriminator():
     assert bce_generator_loss(zeros, GeneratorLoss.minimax).item() == pytest.approx(-math.log(2))
 
 
+def test_one_sided_label_smoothing_asks_d_for_the_smoothed_probability_on_real_images_only():
+    real, fake = torch.tensor([2.0]), torch.tensor([-1.0])
+    p_real, p_fake = torch.sigmoid(real).item(), torch.sigmoid(fake).item()
+    expected = -(0.9 * math.log(p_real) + 0.1 * math.log(1 - p_real)) - math.log(1 - p_fake)
+    assert bce_discriminator_loss(real, fake, real_label=0.9).item() == pytest.approx(expected, rel=1e-6)
+    # its minimum over the real logit sits at D(x) = 0.9, not at D(x) -> 1
+    logit = torch.tensor([0.0], requires_grad=True)
+    optimizer = torch.optim.SGD([logit], lr=1.0)
+    for _ in range(200):
+        optimizer.zero_grad()
+        bce_discriminator_loss(logit, fake, real_label=0.9).backward()
+        optimizer.step()
+    assert torch.sigmoid(logit).item() == pytest.approx(0.9, abs=1e-3)
+
+
+def test_top_k_generator_loss_averages_over_the_fakes_d_scores_highest():
+    logits = torch.tensor([-3.0, 2.0, 0.0, 5.0], requires_grad=True)
+    loss = bce_generator_loss(logits, GeneratorLoss.non_saturating, top_k=2)
+    expected = (math.log1p(math.exp(-5.0)) + math.log1p(math.exp(-2.0))) / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    assert logits.grad[0] == 0 and logits.grad[2] == 0  # the two least convincing fakes get no gradient
+    assert logits.grad[1] < 0 and logits.grad[3] < 0
+
+
 def test_minimax_generator_gradient_vanishes_where_non_saturating_does_not():
     """When D confidently rejects the fakes (logit -10), log(1 - D) has almost no slope."""
     gradients = {}

@@ -57,6 +57,29 @@ def test_minimax_option_reaches_the_loss():
     assert recipe.train_step([torch.zeros(4, *SHAPE)], stepper(recipe))["loss/generator"] < 0
 
 
+def test_label_smoothing_and_top_k_settings_reach_the_mlp_gan_losses(monkeypatch):
+    """model.d_real_label reaches D's loss and model.g_top_k the generator's, as a count of the batch."""
+    from gantrain.recipes import gan
+
+    seen = {}
+    d_loss, g_loss = gan.bce_discriminator_loss, gan.bce_generator_loss
+
+    def discriminator_loss(real, fake, real_label):
+        seen["real_label"] = real_label
+        return d_loss(real, fake, real_label)
+
+    def generator_loss(logits, kind, top_k):
+        seen["top_k"] = top_k
+        return g_loss(logits, kind, top_k)
+
+    monkeypatch.setattr(gan, "bce_discriminator_loss", discriminator_loss)
+    monkeypatch.setattr(gan, "bce_generator_loss", generator_loss)
+    torch.manual_seed(0)
+    recipe = build_model("gan", SHAPE, adam, nz=8, g_hidden=[16], d_hidden=[16], d_real_label=0.9, g_top_k=0.5)
+    recipe.train_step([torch.rand(8, *SHAPE) * 2 - 1], stepper(recipe))
+    assert seen == {"real_label": 0.9, "top_k": 4}
+
+
 def test_wgan_reference_critic_schedule():
     recipe = build_model("wgan", SHAPE, rmsprop, nz=8, ngf=4, ndf=4)
     expected = {0: 100, 24: 100, 25: 5, 499: 5, 500: 100, 501: 5, 1000: 100}

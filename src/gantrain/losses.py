@@ -15,19 +15,26 @@ from torch import nn
 from gantrain.options import AdversarialLoss, GeneratorLoss
 
 
-def bce_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """-[log D(x) + log(1 - D(G(z)))], averaged: the discriminator's side of the minimax game."""
-    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+def bce_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float = 1.0) -> torch.Tensor:
+    """-[log D(x) + log(1 - D(G(z)))], averaged: the discriminator's side of the minimax game.
+
+    ``real_label`` < 1 is one-sided label smoothing (Salimans et al. 2016: 0.9): D is asked for
+    that probability on real images, so it cannot grow arbitrarily confident on them.
+    """
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_label))
     fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
     return real + fake
 
 
-def bce_generator_loss(fake_logits: torch.Tensor, kind: GeneratorLoss) -> torch.Tensor:
+def bce_generator_loss(fake_logits: torch.Tensor, kind: GeneratorLoss, top_k: int | None = None) -> torch.Tensor:
     """The generator's objective on D's logits for its samples.
 
     ``non_saturating`` minimises -log D(G(z)); ``minimax`` minimises log(1 - D(G(z))),
     whose gradient vanishes while D confidently rejects the samples (early training).
+    ``top_k``: only the k samples D finds most real count (Sinha et al. 2020, top-k training).
     """
+    if top_k is not None:
+        fake_logits = torch.topk(fake_logits.flatten(), top_k).values
     if kind == GeneratorLoss.minimax:
         return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))

@@ -32,9 +32,14 @@ class BinaryGame(NoiseToImage):
         g_loss: GeneratorLoss,
         ema_decay: float,
         rates: dict[str, float | None] | None = None,
+        real_label: float = 1.0,
+        g_top_k: float = 1.0,
     ):
+        """``real_label``: D's target on real images (< 1: one-sided label smoothing); ``g_top_k``: the share of
+        each batch's fakes, those D scores highest, that the generator's loss averages over (< 1: top-k)."""
         super().__init__(image_shape, make_optimizer, generator, discriminator, nz, ema_decay, rates)
         self.g_loss = GeneratorLoss(g_loss)
+        self.real_label, self.g_top_k = real_label, g_top_k
 
     def run_step(self, batch: list[torch.Tensor], step: Step, plan: None) -> dict[str, torch.Tensor]:
         real = batch[0]  # (images, labels)
@@ -42,11 +47,12 @@ class BinaryGame(NoiseToImage):
 
         real_logits = self.discriminator(real)
         fake_logits = self.discriminator(fake.detach())
-        d_loss = bce_discriminator_loss(real_logits, fake_logits)
+        d_loss = bce_discriminator_loss(real_logits, fake_logits, self.real_label)
         step("discriminator", d_loss)
 
+        top_k = max(1, round(self.g_top_k * fake.size(0))) if self.g_top_k < 1 else None
         with frozen(self.discriminator):
-            g_loss = bce_generator_loss(self.discriminator(fake), self.g_loss)
+            g_loss = bce_generator_loss(self.discriminator(fake), self.g_loss, top_k)
         step("generator", g_loss)
         self.update_ema()
 
@@ -81,6 +87,8 @@ class GAN(BinaryGame):
         "d_lr": None,
         "n_steps": 0,
         "n_steps_decay": 0,
+        "d_real_label": 1.0,
+        "g_top_k": 1.0,
     }
 
     def __init__(
@@ -100,11 +108,14 @@ class GAN(BinaryGame):
         n_steps: int,
         n_steps_decay: int,
         ema_decay: float,
+        d_real_label: float,
+        g_top_k: float,
     ):
         generator = MLPGenerator(nz, g_hidden, image_shape)
         discriminator = MLPDiscriminator(image_shape, d_hidden, d_dropout, d_maxout_pieces, d_minibatch_std)
         rates = {"generator": g_lr, "discriminator": d_lr}
-        super().__init__(image_shape, make_optimizer, generator, discriminator, nz, g_loss, ema_decay, rates)
+        super().__init__(image_shape, make_optimizer, generator, discriminator, nz, g_loss, ema_decay, rates,
+                         d_real_label, g_top_k)
         if n_steps_decay:
             self.set_linear_decay(n_steps, n_steps_decay)
 
