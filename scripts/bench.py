@@ -192,6 +192,12 @@ def profile(variant: Variant, steps: int) -> dict[str, Any]:
             {"name": e.key, "calls_per_step": e.count / steps, "ms_per_step": getattr(e, own_time) / 1e3 / steps}
             for e in slowest
         ],
+        # inside a replayed graph no operator launches the kernels: the kernels themselves say where the card's time goes
+        "kernels_per_step": sum(e.count for e in kernels) / steps if on_cuda else None,
+        "slowest_kernels": [
+            {"name": e.key[:120], "calls_per_step": e.count / steps, "ms_per_step": e.self_device_time_total / 1e3 / steps}
+            for e in sorted(kernels, key=lambda event: event.self_device_time_total, reverse=True)[:12]
+        ],
     }
 
 
@@ -267,6 +273,10 @@ def print_row(row: dict[str, Any]) -> None:
               f"per step {found['graph_launches_per_step']}; slowest:")
         for operator in found["slowest_operators"]:
             print(f"    {operator['ms_per_step']:8.2f} ms {operator['calls_per_step']:6.1f}x  {operator['name'][:90]}")
+        if found["kernels_per_step"] is not None:
+            print(f"  kernels per step {found['kernels_per_step']:.0f}; slowest:")
+            for kernel in found["slowest_kernels"]:
+                print(f"    {kernel['ms_per_step']:8.2f} ms {kernel['calls_per_step']:6.1f}x  {kernel['name'][:90]}")
 
 
 def main() -> None:

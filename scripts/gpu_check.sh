@@ -3,20 +3,21 @@
 # GPU_CHECK_SECONDS (default 540; each step also has its own time limit, so a slow one
 # cannot starve the rest, and a step that would pass the deadline is cut short):
 #   1. speed: scripts/bench.py at each model's reference setting, the fp32 eager baseline
-#      against the defaults (on CUDA: fp32 with TF32 convolutions, fused Adam and whole-step
-#      CUDA graphs), then a profile of 5 default steps (the device's busy share, the host's
-#      waits, graph launches per step, the slowest kernels);
+#      against the defaults (on CUDA: fused Adam and whole-step CUDA graphs, bf16 inside them,
+#      the model's measured memory format and compile choice), then a profile of 5 default
+#      steps (the device's busy share, the host's waits, graph launches per step, the slowest
+#      kernels);
 #   2. tests/test_cuda.py: every model trains on the card in fp32, bf16 and fp16 (gradient
 #      scaler), resumes, and its checkpoint serves on the CPU; every family trains through
-#      CUDA graphs; graphed training tracks eager training (deterministic cuDNN), also after a
+#      CUDA graphs; graphed training tracks eager training (cuDNN benchmark off), also after a
 #      resume; inductor-compiled networks train without recompiling as training goes on;
 #   2b. end to end: gantrain model=cyclegan on a generated folder of 1,000 + 1,000 256-px JPEGs,
 #      its own perf/images_per_s against the bench rate;
-#   3. compiled: the defaults plus torch.compile (inductor) for DCGAN, CycleGAN and StarGAN;
-#   4. channels_last against the default memory format for DCGAN, CycleGAN and StarGAN:
-#      what each model config's device.channels_last_faster_on should say for cuda.
+#   3. the decisions not yet measured on a card (docs/performance.md): compiled pix2pix,
+#      StarGAN and StarGAN v2 (device.compile_faster_on); bf16 against fp32 inside the graphs
+#      for pix2pix and StarGAN v2; channels_last for pix2pix (device.channels_last_faster_on).
 # Usage: scripts/gpu_check.sh [output folder]   (results: speed.json, compiled.json,
-# channels_last.json, the logs and gpu.txt, which names the card)
+# precision.json, channels_last.json, the logs and gpu.txt, which names the card)
 # On a machine without gantrain's pure-Python dependencies, put their wheels in
 # .whl/ (hydra-core, omegaconf, antlr4-python3-runtime): they are installed first.
 set -uo pipefail
@@ -58,7 +59,7 @@ bench() {  # name of the result, seconds allowed, model, then bench.py's own arg
     --overrides device=cuda $(reference "$model") "$@" --json "$out/${name}_$model.json" 2>&1 | tee -a "$out/$name.log"
 }
 for model in dcgan cyclegan pix2pix stargan; do bench speed 45 "$model" --profile 5; done
-bench speed 75 stargan_v2 --profile 2
+bench speed 90 stargan_v2 --profile 2
 
 # --dist load: pyproject's loadfile would put the whole file on one worker, and each test
 # is three CLI runs (about a minute in all on an H100 machine)
@@ -82,14 +83,15 @@ PY
   timeout "$limit" "$python" -m gantrain model=cyclegan dataset=unaligned dataset.path="$out/unaligned"     dataset.image_size=256 dataset.load_size=256 dataset.preprocess=crop device=cuda trainer.max_steps=600     trainer.log_every=100 trainer.checkpoint_every=100000 trainer.sample_every=100000 trainer.progress=false     hydra.run.dir="$out/end_to_end" 2>&1 | tail -n 8 | tee "$out/end_to_end.log"
 }
 
-for model in dcgan cyclegan stargan; do bench compiled 90 "$model" --fast device.compile=true; done
-for model in dcgan cyclegan stargan; do
-  bench channels_last 45 "$model" --baseline device.channels_last=false --fast device.channels_last=true
+for model in pix2pix stargan stargan_v2; do bench compiled 100 "$model" --fast device.compile=true; done
+for model in pix2pix stargan_v2; do
+  bench precision 90 "$model" --baseline device.precision=fp32 --fast device.precision=bf16
 done
+bench channels_last 45 pix2pix --baseline device.channels_last=false --fast device.channels_last=true
 "$python" - "$out" <<'PY'
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
-for kind in ("speed", "compiled", "channels_last"):
+for kind in ("speed", "compiled", "precision", "channels_last"):
     rows = [row for path in sorted(out.glob(f"{kind}_*.json")) for row in json.loads(path.read_text())]
     (out / f"{kind}.json").write_text(json.dumps(rows, indent=2))
 PY

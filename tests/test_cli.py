@@ -59,12 +59,13 @@ def test_resume_continues_bit_for_bit(model, workdir):
 
     WGAN: n_critic 3 straddles the stop; the straight run decays its rates after step 4, and the
     stopped one, started without a decay, is given it on resume without naming the model (the
-    run's config groups are composed).
+    run's config groups are composed).  Logged every step, its critic-only step 5 repeats the
+    generator's loss of step 3 in both runs.
     """
     extra = ["trainer.checkpoint_every=100", "trainer.sample_every=100"]
     decay = []
     if model == "wgan":
-        extra.append("model.n_critic=3")
+        extra += ["model.n_critic=3", "trainer.log_every=1"]
         decay = ["model.n_steps=4", "model.n_steps_decay=8"]
     run_cli(*tiny(model, "trainer.max_steps=8", "hydra.run.dir=straight", *extra, *decay), cwd=workdir)
     run_cli(*tiny(model, "trainer.max_steps=4", "hydra.run.dir=resumed", *extra), cwd=workdir)

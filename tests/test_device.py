@@ -23,10 +23,10 @@ from helpers import (
     run_cli,
     write_images,
 )
+from omegaconf import OmegaConf
 
 from gantrain.checkpoint import load_checkpoint
-from gantrain.config import DeviceConfig
-from gantrain.device import resolve_channels_last, resolve_precision
+from gantrain.device import measured_choice, resolve_precision
 from gantrain.options import DeviceType, Precision
 
 FAST_SETTINGS = {
@@ -111,9 +111,16 @@ def test_an_unknown_compile_backend_is_a_clear_error_at_start_up(workdir):
     [(None, [], False), (None, [DeviceType.cpu], True), (None, [DeviceType.cuda], False),
      (False, [DeviceType.cpu], False), (True, [], True)],
 )
-def test_channels_last_follows_the_models_measurement_unless_set(setting, faster_on, expected):
-    config = DeviceConfig(channels_last=setting, channels_last_faster_on=faster_on)
-    assert resolve_channels_last(config, torch.device("cpu")) is expected
+def test_channels_last_and_compile_follow_the_models_measurement_unless_set(setting, faster_on, expected):
+    assert measured_choice(setting, faster_on, torch.device("cpu")) is expected
+
+
+def test_cyclegan_compiles_on_cuda_by_default_and_trains_eagerly_on_the_cpu(workdir):
+    """Measured on an H200 (docs/performance.md): inductor inside the captured step, 1.47x the uncompiled graphs."""
+    device = OmegaConf.create(run_cli("model=cyclegan", "dataset=shapes_unpaired", "--cfg", "job", cwd=workdir).stdout).device
+    assert device.compile is None
+    assert measured_choice(device.compile, device.compile_faster_on, torch.device("cuda"))
+    assert not measured_choice(device.compile, device.compile_faster_on, torch.device("cpu"))
 
 
 def test_the_default_precision_is_bf16_where_native(workdir):
@@ -137,12 +144,18 @@ def test_an_in_memory_folder_dataset_trains_and_resumes_exactly(workdir):
     assert sorted(scalars["perf/data_wait_share"]) == [1, 2, 3, 4, 5, 6]
 
 
-def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16():
-    cpu = torch.device("cpu")
+def test_auto_precision_is_bf16_on_native_cpus_and_on_cuda_cards_whose_step_is_captured(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert resolve_precision(Precision.fp32, cpu) == Precision.fp32
     assert resolve_precision(Precision.fp16, cpu) == Precision.fp16
     native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     assert resolve_precision(Precision.auto, cpu) == (Precision.bf16 if native else Precision.fp32)
-    # fp32 (TF32 convolutions) measured faster than bf16 autocast on an H100 (docs/performance.md)
-    assert resolve_precision(Precision.auto, torch.device("cuda")) == Precision.fp32
-    assert resolve_precision(Precision.bf16, torch.device("cuda")) == Precision.bf16
+    # measured (docs/performance.md): an eager CUDA step is host-bound and bf16's casts cost more than they
+    # save (H100); a replayed graph is card-bound and bf16 is 1.13-1.33x of TF32 (H200)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert resolve_precision(Precision.auto, cuda) == Precision.fp32
+    assert resolve_precision(Precision.auto, cuda, captured=True) == Precision.bf16
+    assert resolve_precision(Precision.fp32, cuda, captured=True) == Precision.fp32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)  # before Ampere
+    assert resolve_precision(Precision.auto, cuda, captured=True) == Precision.fp32
+    assert resolve_precision(Precision.bf16, cuda) == Precision.bf16

@@ -76,8 +76,11 @@ class DeviceConfig:
     """Where and how fast: the defaults are the fast path wherever it measured safe and faster."""
 
     type: DeviceType = DeviceType.auto
-    precision: Precision = Precision.auto  # the measured faster: bf16 on CPUs with native bf16, else fp32
-    compile: bool = False  # torch.compile the networks that are never differentiated twice
+    precision: Precision = Precision.auto  # the measured faster: bf16 on CPUs with native bf16 and for captured CUDA steps, else fp32
+    # torch.compile the networks that are never differentiated twice; null: compile_faster_on decides
+    compile: bool | None = None
+    # device types on which this model measured faster compiled (scripts/bench.py; the model config says by how much)
+    compile_faster_on: list[DeviceType] = field(default_factory=list)
     compile_backend: str = "inductor"  # torch.compile's backend; aot_eager checks graph capture without codegen
     channels_last: bool | None = None  # null: channels_last_faster_on decides
     # device types on which this model's networks measured faster in channels_last

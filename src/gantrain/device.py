@@ -10,7 +10,6 @@ from typing import Any
 
 import torch
 
-from gantrain.config import DeviceConfig
 from gantrain.errors import ConfigError
 from gantrain.options import DeviceType, Precision
 
@@ -36,12 +35,14 @@ def resolve_device(kind: DeviceType | str) -> torch.device:
     return torch.device(kind.value)
 
 
-def resolve_precision(precision: Precision | str, device: torch.device) -> Precision:
+def resolve_precision(precision: Precision | str, device: torch.device, captured: bool = False) -> Precision:
     """``auto`` is the precision measured faster on that device type (docs/performance.md).
 
-    bf16 autocast on CPUs with native bf16 (AVX-512 BF16, AMX): 1.7-2.2x fp32 there. fp32 on
-    CUDA: its convolutions already run on tensor cores in TF32 (PyTorch's default), and bf16
-    autocast measured 0.92-0.94x of that on an H100 at the reference settings.
+    bf16 autocast on CPUs with native bf16 (AVX-512 BF16, AMX): 1.7-2.2x fp32 there.  On CUDA it
+    depends on ``captured`` (the step may run as a CUDA graph): a replayed step is bound by the
+    card, where bf16 measured 1.13-1.33x of TF32 on an H200; an eager step is bound by the host,
+    where bf16's extra cast kernels made it 0.92-0.94x of TF32 on an H100.  fp32 where the card
+    has no bf16 tensor cores.
     """
     precision = Precision(precision)
     if precision != Precision.auto:
@@ -52,14 +53,17 @@ def resolve_precision(precision: Precision | str, device: torch.device) -> Preci
         except (AttributeError, RuntimeError):  # a build without oneDNN
             native = False
         return Precision.bf16 if native else Precision.fp32
+    if device.type == "cuda" and captured and torch.cuda.is_bf16_supported(including_emulation=False):
+        return Precision.bf16
     return Precision.fp32
 
 
-def resolve_channels_last(device_cfg: DeviceConfig, device: torch.device) -> bool:
-    """``device.channels_last``, or when it is null whether the model measured faster so on this device type."""
-    if device_cfg.channels_last is not None:
-        return device_cfg.channels_last
-    return device.type in {DeviceType(kind).value for kind in device_cfg.channels_last_faster_on}
+def measured_choice(setting: bool | None, faster_on: list[DeviceType], device: torch.device) -> bool:
+    """A device setting (``device.channels_last``, ``device.compile``), or when it is null whether the model
+    measured faster with it on this device type (the model config's ``*_faster_on`` list)."""
+    if setting is not None:
+        return setting
+    return device.type in {DeviceType(kind).value for kind in faster_on}
 
 
 def autocast(device: torch.device, precision: Precision, cache: bool = True) -> torch.autocast:

@@ -16,9 +16,11 @@ replays all of them with one launch.  What makes a step capturable:
   algorithm search, the first allocations), and is captured after any resume restored the
   state, into one memory pool shared by all the plans' graphs.
 
-Capture needs one CUDA device, no fp16 gradient scaler (it decides on the host), no
-``torch.compile`` (which brings its own graphs) and no torchrun; anything else trains
-eagerly, and the start-up log says why (:func:`graph_decision`).
+Capture needs one CUDA device, no fp16 gradient scaler (it decides on the host) and no
+torchrun; anything else trains eagerly, and the start-up log says why (:func:`graph_decision`).
+Networks compiled by ``torch.compile`` (inductor's default mode, which launches its kernels
+from Python) are captured like eager ones: their first calls, which compile, fall in the
+warm-up runs.
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ def graph_decision(
     device: torch.device,
     world_size: int,
     precision: Precision,
-    compiled: bool,
     supported: bool,
     skip_needs_device: bool,
 ) -> tuple[bool, str]:
@@ -64,7 +65,6 @@ def graph_decision(
         (device.type != "cuda", f"the device is {device.type}, and graphs capture CUDA work"),
         (world_size > 1, "torchrun's gradient all-reduce is not captured"),
         (precision == Precision.fp16, "fp16's gradient scaler decides on the host at every step"),
-        (compiled, "device.compile=true brings torch.compile's own graphs"),
         (not supported, "this family's step is not capturable"),
         (skip_needs_device, "trainer.on_nan=skip needs fused Adam to skip updates on the device, which "
          + "this model's optimizer cannot"),

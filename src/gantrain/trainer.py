@@ -34,7 +34,7 @@ from gantrain.config import (
     TrainerConfig,
 )
 from gantrain.data.bad_files import SkipBadFiles, collate_reporting_bad_files
-from gantrain.device import autocast, move_to, resolve_channels_last, resolve_device, resolve_precision
+from gantrain.device import autocast, measured_choice, move_to, resolve_device, resolve_precision
 from gantrain.errors import CheckpointError, ConfigError, DatasetError, TrainingError
 from gantrain.graphs import (
     CapturedSteps,
@@ -106,7 +106,6 @@ class Run:
     replicas: distributed.ReplicatedNetworks | None
     runner: CapturedSteps | None  # the captured steps, where CUDA graphs apply
     sampled_step: int
-    latest: dict[str, torch.Tensor] = field(default_factory=dict)  # the last value of each logged scalar
     scores: dict[str, float] | None = None  # the last evaluation's
     tick: float = field(default_factory=time.perf_counter)  # when the figures of the next log line started
     tick_step: int = 0
@@ -145,9 +144,13 @@ class Trainer:
         self.device = resolve_device(device_cfg.type)
         if self.device.type == "cuda" and distributed.active():
             self.device = torch.device("cuda", torch.cuda.current_device())  # torchrun's LOCAL_RANK
-        self.precision = resolve_precision(device_cfg.precision, self.device)
-        self.channels_last = resolve_channels_last(device_cfg, self.device)
-        self.compile, self.compile_backend = device_cfg.compile, device_cfg.compile_backend
+        self.precision = resolve_precision(
+            device_cfg.precision, self.device,
+            captured=str(device_cfg.cuda_graphs).lower() != "false" and self.world_size == 1,
+        )
+        self.channels_last = measured_choice(device_cfg.channels_last, device_cfg.channels_last_faster_on, self.device)
+        self.compile = measured_choice(device_cfg.compile, device_cfg.compile_faster_on, self.device)
+        self.compile_backend = device_cfg.compile_backend
         self.cuda_graphs = device_cfg.cuda_graphs
         if self.compile and self.compile_backend not in (backends := torch._dynamo.list_backends(exclude_tags=())):
             raise ConfigError(
@@ -163,6 +166,9 @@ class Trainer:
         self._stop_signal: int | None = None
         self.best: dict[str, Any] | None = None
         self.saved_step = 0  # the step of the last checkpoint written or resumed from
+        # the last value of each step scalar: a log falling on a step without some update (a WGAN critic-only
+        # step) repeats that update's last loss, and a checkpoint keeps them so that a resumed run logs the same
+        self.latest: dict[str, torch.Tensor | float] = {}
         self.skipped_files = 0
         self.step_fn: Step | None = None  # the run's, once it trains: saving reads its deferred NaN checks first  # image files replaced under trainer.bad_files=skip, this session
 
@@ -259,8 +265,8 @@ class Trainer:
         start-up log says which, and why not)."""
         fused = all(o.defaults.get("fused") for o in recipe.optimizers().values())
         graphs, why = graph_decision(
-            self.cuda_graphs, self.device, self.world_size, self.precision, self.compile,
-            recipe.supports_cuda_graphs, skip_needs_device=self.cfg.on_nan == NonFinitePolicy.skip and not fused,
+            self.cuda_graphs, self.device, self.world_size, self.precision, recipe.supports_cuda_graphs,
+            skip_needs_device=self.cfg.on_nan == NonFinitePolicy.skip and not fused,
         )
         log.info("CUDA graphs: %s", why)
         self.step_fn = self.step_function(recipe, graphs)
@@ -298,6 +304,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng,
             "best": self.best,
+            "latest_scalars": {tag: float(value) for tag, value in self.latest.items()},
         }
 
     def restore(self, recipe: Recipe, state: dict[str, Any]) -> int:
@@ -321,6 +328,7 @@ class Trainer:
                 as_if_scheduled_from_the_start(scheduler, step)
         self.scaler.load_state_dict(state["scaler"])
         self.best = state.get("best")
+        self.latest = dict(state.get("latest_scalars", {}))  # absent from checkpoints written before 2026-12-04
         ranks = state["rng"].get("ranks", [state["rng"]])
         if self.world_size == 1:
             self.set_rng_state(state["rng"])
@@ -563,10 +571,10 @@ class Trainer:
         with run.autocast:
             if run.runner is None:
                 logged = run.due(self.cfg.log_every, ahead=1)  # the gradient norms are read on logged steps only
-                run.latest.update(self.checked_step(run.recipe, batch, run.step_fn, run.step, logged))
+                self.latest.update(self.checked_step(run.recipe, batch, run.step_fn, run.step, logged))
             else:  # a captured CUDA graph replays its updates as captured: with their norms
                 run.step_fn.begin_step(run.step + 1)
-                run.latest.update(run.runner(batch, self.cfg.batch_size))
+                self.latest.update(run.runner(batch, self.cfg.batch_size))
         run.step_fn.end_iteration()
         run.step += 1
         if run.recipe.schedule_per_step or run.step % run.steps_per_epoch == 0:
@@ -582,7 +590,7 @@ class Trainer:
         if run.logger is None:
             return
         now = time.perf_counter()
-        values = {tag: float(value) for tag, value in run.latest.items()}
+        values = {tag: float(value) for tag, value in self.latest.items()}
         images = (run.step - run.tick_step) * self.cfg.batch_size * self.world_size
         values["perf/images_per_s"] = images / (now - run.tick)
         # above a few percent, the data pipeline starves the device: see docs/performance.md
