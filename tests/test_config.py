@@ -190,7 +190,7 @@ def test_no_module_outside_recipes_and_nets_names_a_family():
 def test_a_stored_config_without_settings_added_since_trains_as_it_did():
     stored = model_settings("gan")
     added = {"d_dropout": 0.0, "d_maxout_pieces": 0, "d_minibatch_std": False, "g_lr": None, "d_lr": None,
-             "n_steps": 0, "n_steps_decay": 0, "d_real_label": 1.0, "g_top_k": 1.0}
+             "n_steps": 0, "n_steps_decay": 0, "d_real_label": 1.0, "g_top_k": 1.0, "d_pack": 1}
     for key in added:
         del stored[key]
     checked = checked_model(OmegaConf.create(stored))

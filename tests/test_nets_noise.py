@@ -102,3 +102,21 @@ def test_mlp_discriminator_may_see_the_batch_spread():
     assert expected > 0 and torch.allclose(features[:, -1], expected.expand(5))
     alike = hidden(images[:1].expand(5, -1, -1, -1))
     assert torch.equal(alike[:, -1], torch.zeros(5))  # a collapsed batch has no spread
+
+
+def test_packed_mlp_discriminator_judges_consecutive_images_together():
+    """PacGAN: pack=2 gives one logit per two consecutive images, from their pixels side by side, and its first
+    layer is twice as wide; a batch that does not divide into packs is refused with the setting to change."""
+    plain = MLPDiscriminator((1, 4, 4), [8, 6])
+    packed = MLPDiscriminator((1, 4, 4), [8, 6], pack=2)
+    assert count(packed) == count(plain) + 8 * 16
+    images = torch.randn(6, 1, 4, 4)
+    logits = packed(images)
+    assert logits.shape == (3,)
+    side_by_side = torch.cat([images[2].flatten(), images[3].flatten()])
+    assert torch.allclose(logits[1], packed.net(side_by_side[None]).view(()))
+    swapped = images.clone()
+    swapped[[2, 3]] = images[[3, 2]]
+    assert torch.equal(packed(swapped)[0], logits[0]) and not torch.equal(packed(swapped)[1], logits[1])
+    with pytest.raises(ConfigError, match="model.d_pack=2 .* make trainer.batch_size a multiple of 2"):
+        packed(torch.randn(5, 1, 4, 4))

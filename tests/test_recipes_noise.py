@@ -78,6 +78,10 @@ def test_label_smoothing_and_top_k_settings_reach_the_mlp_gan_losses(monkeypatch
     recipe = build_model("gan", SHAPE, adam, nz=8, g_hidden=[16], d_hidden=[16], d_real_label=0.9, g_top_k=0.5)
     recipe.train_step([torch.rand(8, *SHAPE) * 2 - 1], stepper(recipe))
     assert seen == {"real_label": 0.9, "top_k": 4}
+    packed = build_model("gan", SHAPE, adam, nz=8, g_hidden=[16], d_hidden=[16], g_top_k=0.5, d_pack=2)
+    metrics = packed.train_step([torch.rand(8, *SHAPE) * 2 - 1], stepper(packed))
+    assert seen["top_k"] == 2  # half of the 4 packs of two
+    assert torch.isfinite(metrics["loss/discriminator"])
 
 
 def test_wgan_reference_critic_schedule():

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from gantrain.errors import ConfigError
+
 
 class MLPGenerator(nn.Module):
     """Noise -> ReLU hidden layers -> tanh image of ``image_shape`` (C, H, W)."""
@@ -58,6 +60,9 @@ class MLPDiscriminator(nn.Module):
     ``maxout_pieces`` > 1 makes each hidden unit a maxout of that many linear pieces instead,
     the paper's discriminator units (240 units of 5 pieces per layer for MNIST).
     ``minibatch_std`` (not in the paper) lets the output layer see how much the batch varies.
+    ``pack`` > 1 (not in the paper; PacGAN, Lin et al. 2018) judges that many images at once, side by side
+    in one input, with one logit per pack: a generator that drops a kind of shape makes packs that lack
+    the mix of real ones, which one image alone cannot show.
     """
 
     def __init__(
@@ -67,10 +72,12 @@ class MLPDiscriminator(nn.Module):
         dropout: float = 0.0,
         maxout_pieces: int = 0,
         minibatch_std: bool = False,
+        pack: int = 1,
     ):
         super().__init__()
+        self.pack = pack
         layers: list[nn.Module] = [nn.Flatten()]
-        width = math.prod(image_shape)
+        width = pack * math.prod(image_shape)
         pieces = max(maxout_pieces, 1)
         for size in hidden:
             activation: nn.Module = Maxout(pieces) if maxout_pieces > 1 else nn.LeakyReLU(0.2, inplace=True)
@@ -85,4 +92,10 @@ class MLPDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images).view(-1)
+        """One logit per image, or per pack of ``pack`` consecutive images."""
+        if images.size(0) % self.pack:
+            raise ConfigError(
+                f"model.d_pack={self.pack} judges images in packs of {self.pack}, and a batch of {images.size(0)} "
+                f"does not divide into them: make trainer.batch_size a multiple of {self.pack}."
+            )
+        return self.net(images.reshape(images.size(0) // self.pack, -1)).view(-1)

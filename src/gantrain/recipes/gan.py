@@ -50,9 +50,10 @@ class BinaryGame(NoiseToImage):
         d_loss = bce_discriminator_loss(real_logits, fake_logits, self.real_label)
         step("discriminator", d_loss)
 
-        top_k = max(1, round(self.g_top_k * fake.size(0))) if self.g_top_k < 1 else None
         with frozen(self.discriminator):
-            g_loss = bce_generator_loss(self.discriminator(fake), self.g_loss, top_k)
+            scores = self.discriminator(fake)  # one per image, or per pack of images
+            top_k = max(1, round(self.g_top_k * scores.numel())) if self.g_top_k < 1 else None
+            g_loss = bce_generator_loss(scores, self.g_loss, top_k)
         step("generator", g_loss)
         self.update_ema()
 
@@ -89,6 +90,7 @@ class GAN(BinaryGame):
         "n_steps_decay": 0,
         "d_real_label": 1.0,
         "g_top_k": 1.0,
+        "d_pack": 1,
     }
 
     def __init__(
@@ -110,9 +112,10 @@ class GAN(BinaryGame):
         ema_decay: float,
         d_real_label: float,
         g_top_k: float,
+        d_pack: int,
     ):
         generator = MLPGenerator(nz, g_hidden, image_shape)
-        discriminator = MLPDiscriminator(image_shape, d_hidden, d_dropout, d_maxout_pieces, d_minibatch_std)
+        discriminator = MLPDiscriminator(image_shape, d_hidden, d_dropout, d_maxout_pieces, d_minibatch_std, d_pack)
         rates = {"generator": g_lr, "discriminator": d_lr}
         super().__init__(image_shape, make_optimizer, generator, discriminator, nz, g_loss, ema_decay, rates,
                          d_real_label, g_top_k)
