@@ -169,8 +169,8 @@ class Trainer:
         # the last value of each step scalar: a log falling on a step without some update (a WGAN critic-only
         # step) repeats that update's last loss, and a checkpoint keeps them so that a resumed run logs the same
         self.latest: dict[str, torch.Tensor | float] = {}
-        self.skipped_files = 0
-        self.step_fn: Step | None = None  # the run's, once it trains: saving reads its deferred NaN checks first  # image files replaced under trainer.bad_files=skip, this session
+        self.skipped_files = 0  # image files replaced under trainer.bad_files=skip, this session
+        self.step_fn: Step | None = None  # the run's, once it trains: saving reads its deferred NaN checks first
 
     # -- data ---------------------------------------------------------------------------------
     @property
