@@ -52,6 +52,17 @@ def test_adams_epsilon_is_pytorchs_unless_set_and_reaches_both_networks():
     recipe = build_recipe(composed("model=gan", "dataset.image_size=16", "optimizer.eps=1e-5"))
     assert {group["eps"] for optimizer in recipe.optimizers().values() for group in optimizer.param_groups} == {1e-5}
 
+
+def test_the_mlp_gans_weight_decay_is_the_shapes_tunings_and_reaches_both_networks():
+    """The paper's settings have none; the shapes tuning's L2 penalty is Adam's own, on G and D alike."""
+    assert composed("model=gan", "~tuning").optimizer.weight_decay == 0
+    recipe = build_recipe(composed("model=gan", "dataset.image_size=16"))
+    optimizers = recipe.optimizers().values()
+    assert all(type(optimizer) is torch.optim.Adam for optimizer in optimizers)
+    assert {group["weight_decay"] for optimizer in optimizers for group in optimizer.param_groups} == {1e-3}
+    assert not any(optimizer.defaults.get("decoupled_weight_decay") for optimizer in optimizers)  # not AdamW
+
+
 def option_files(group: str) -> list[Path]:
     return sorted((CONFIGS / group).glob("*.yaml"))
 

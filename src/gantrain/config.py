@@ -178,6 +178,8 @@ class AdamConfig:
     betas: tuple[float, float] = MISSING
     # added to the root of the squared-gradient average: above a weight's gradient scale, its steps shrink
     eps: float = 1e-8
+    # L2 penalty added to the gradient (torch.optim.Adam's, not AdamW's decoupled decay): Adam divides
+    # it by the gradient's scale, so it pulls the weights that get almost no gradient towards zero
     weight_decay: float = 0.0
     # one fused kernel per update instead of a loop of per-tensor ops: the same update rule, faster
     fused: bool | None = True
